@@ -1,0 +1,50 @@
+# meshauthz: `make run` serves the bundled policies on 127.0.0.1:8080, `make test` runs every test.
+SHELL := /bin/bash
+SWIFT ?= swift
+PYTHON ?= python3
+POLICIES ?= policies
+LISTEN ?= 127.0.0.1:8080
+PYTEST_ARGS ?= -q
+
+.PHONY: all deps build run test unit e2e validate bench clean
+
+all: build
+
+## deps: install what is missing (apt: libmicrohttpd-dev libgnutls28-dev nginx wrk pkg-config; pip: requirements-test.txt)
+deps:
+	@scripts/install-deps.sh
+
+## build: debug build of the meshauthz executable
+build:
+	$(SWIFT) build
+
+## run: serve $(POLICIES) on $(LISTEN)
+run: deps build
+	exec "$$($(SWIFT) build --show-bin-path)/meshauthz" serve --policies $(POLICIES) --listen $(LISTEN)
+
+## test: unit tests (swift test), then the end-to-end suite against the real server
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+	MESHAUTHZ_BIN="$$($(SWIFT) build --show-bin-path)/meshauthz" $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
+
+## unit: swift test only
+unit:
+	$(SWIFT) test
+
+## e2e: the pytest suite only, against the current debug build
+e2e: build
+	MESHAUTHZ_BIN="$$($(SWIFT) build --show-bin-path)/meshauthz" $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
+
+## validate: check the policy files of $(POLICIES)
+validate: build
+	"$$($(SWIFT) build --show-bin-path)/meshauthz" validate --policies $(POLICIES)
+
+## bench: the benchmark (Benchmarks/run.sh), when there is one
+bench: deps
+	@if [ -x Benchmarks/run.sh ]; then Benchmarks/run.sh; \
+	elif [ -f Benchmarks/run.sh ]; then bash Benchmarks/run.sh; \
+	else echo "no benchmark yet (Benchmarks/run.sh)"; fi
+
+clean:
+	rm -rf .build .build-* .build_*

@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "meshauthz",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "meshauthz", targets: ["meshauthz"]),
+        .library(name: "MeshAuthz", targets: ["MeshAuthz"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C interop lives here and in MicroHTTPD only.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGnuTLS",
+            pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]
+        ),
+        .target(name: "MicroHTTPD", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
+        .testTarget(name: "MicroHTTPDTests", dependencies: ["MicroHTTPD", "CGnuTLS"]),
+        // The pure core: model, loading, validation, evaluators. No I/O.
+        .target(name: "MeshAuthz", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "MeshAuthzServer",
+            dependencies: [
+                "MeshAuthz", "MicroHTTPD",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "meshauthz",
+            dependencies: [
+                "MeshAuthzServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz"]),
+    ]
+)

@@ -1,0 +1,41 @@
+/// Everything loaded from one policy directory, validated, ready to evaluate or compile.
+public struct PolicySet: Sendable {
+    public var authorizationPolicies: [AuthorizationPolicy]
+    public var peerAuthentications: [PeerAuthentication]
+    /// Resources of other kinds (DestinationRule, ...): kept for analysis, never used in decisions.
+    public var otherResources: [OtherResource]
+    public var options: MeshOptions
+
+    public init(authorizationPolicies: [AuthorizationPolicy] = [], peerAuthentications: [PeerAuthentication] = [],
+                otherResources: [OtherResource] = [], options: MeshOptions = MeshOptions()) {
+        self.authorizationPolicies = authorizationPolicies
+        self.peerAuthentications = peerAuthentications
+        self.otherResources = otherResources
+        self.options = options
+    }
+}
+
+/// Mesh-wide settings that change how policies read (istiod's meshConfig).
+public struct MeshOptions: Sendable, Hashable {
+    public var rootNamespace: String
+    public var trustDomain: String
+
+    public init(rootNamespace: String = "istio-system", trustDomain: String = "cluster.local") {
+        self.rootNamespace = rootNamespace
+        self.trustDomain = trustDomain
+    }
+}
+
+public struct OtherResource: Sendable, Hashable {
+    public var apiVersion: String
+    public var kind: String
+    public var id: ResourceID
+    public var location: SourceLocation
+
+    public init(apiVersion: String, kind: String, id: ResourceID, location: SourceLocation) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.id = id
+        self.location = location
+    }
+}

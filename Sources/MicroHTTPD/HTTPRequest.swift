@@ -1,0 +1,157 @@
+import CGnuTLS
+import CMicroHTTPD
+
+/// One HTTP request, as seen by the handler.
+///
+/// **Call-scoped**: it is a view over libmicrohttpd's connection and is only meaningful during the handler
+/// call that received it. Nothing is copied unless asked: headers are looked up in libmicrohttpd's own
+/// table on demand. If a copy escapes the handler anyway, it stays memory-safe: `method`, `rawTarget` and
+/// `body` keep their values, while `header(_:)`, `forEachHeader(_:)`, `peerAddress` and
+/// `peerCertificateURISANs` answer `nil`/empty.
+public struct HTTPRequest {
+    /// The request method exactly as sent (`GET`, `HEAD`, `POST`, ...).
+    public let method: String
+    /// The request target exactly as sent on the request line, never percent-decoded or normalized,
+    /// query included: e.g. `/a/%2e%2e/b?x=1`.
+    public let rawTarget: String
+    /// The complete request body (empty when there is none).
+    public let body: [UInt8]
+    /// The protocol version as sent (`HTTP/1.1`).
+    public let version: String
+
+    let connection: OpaquePointer
+    let state: RequestState
+
+    init(method: String, version: String, connection: OpaquePointer, state: RequestState) {
+        self.method = method
+        self.version = version
+        self.rawTarget = state.rawTarget
+        self.body = state.body
+        self.connection = connection
+        self.state = state
+    }
+
+    /// The path part of ``rawTarget`` (before `?`), still raw.
+    public var rawPath: Substring {
+        if let q = rawTarget.firstIndex(of: "?") { return rawTarget[..<q] }
+        return rawTarget[...]
+    }
+
+    /// The raw query (after the first `?`), or `nil` when there is none.
+    public var rawQuery: Substring? {
+        guard let q = rawTarget.firstIndex(of: "?") else { return nil }
+        return rawTarget[rawTarget.index(after: q)...]
+    }
+
+    /// The first value of a request header; the name is matched case-insensitively.
+    public func header(_ name: String) -> String? {
+        guard state.inHandler else { return nil }
+        guard let value = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name) else { return nil }
+        return String(cString: value)
+    }
+
+    /// Every value of a request header that was sent several times, in order (case-insensitive name).
+    public func headers(named name: String) -> [String] {
+        var values: [String] = []
+        forEachHeader { key, value in
+            if key.count == name.count, key.lowercased() == name.lowercased() { values.append(value) }
+        }
+        return values
+    }
+
+    /// Calls `body` for every request header in the order received; names keep the case the client used.
+    public func forEachHeader(_ body: (String, String) -> Void) {
+        guard state.inHandler else { return }
+        withoutActuallyEscaping(body) { escapable in
+            var visitor = escapable
+            withUnsafeMutablePointer(to: &visitor) { pointer in
+                _ = MHD_get_connection_values(connection, MHD_HEADER_KIND, { cls, _, key, value in
+                    guard let cls, let key else { return MHD_YES }
+                    let visit = cls.assumingMemoryBound(to: ((String, String) -> Void).self).pointee
+                    visit(String(cString: key), value.map { String(cString: $0) } ?? "")
+                    return MHD_YES
+                }, pointer)
+            }
+        }
+    }
+
+    /// The peer's IP address as text (`127.0.0.1`, `::1`; IPv4-mapped IPv6 shown as IPv4).
+    public var peerAddress: String? {
+        guard state.inHandler, let address = mhz_connection_client_address(connection) else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer -> String? in
+            guard mhz_format_address(address, buffer.baseAddress, 64) > 0 else { return nil }
+            return String(cString: buffer.baseAddress!)
+        }
+    }
+
+    /// `true` when the request arrived over TLS (then the client certificate was verified at the handshake).
+    public var isTLS: Bool {
+        state.inHandler && mhz_connection_tls_session(connection) != nil
+    }
+
+    /// The URI subjectAltNames (e.g. `spiffe://cluster.local/ns/default/sa/frontend`) of the verified client
+    /// certificate; empty over plain HTTP. Computed once per connection.
+    public var peerCertificateURISANs: [String] {
+        guard state.inHandler, let conn = ConnectionState.of(connection) else { return [] }
+        return conn.uriSANs(connection)
+    }
+}
+
+/// Per-request state, owned by `*con_cls` (created in the URI log callback, released when the request
+/// completes).
+final class RequestState {
+    enum Phase: UInt8 { case new, receiving, tooLarge, done }
+
+    let rawTarget: String
+    var phase: Phase = .new
+    var body: [UInt8] = []
+    var inHandler = false
+
+    init(rawTarget: String) { self.rawTarget = rawTarget }
+}
+
+/// Per-connection state for TLS connections, owned by the connection's socket context.
+final class ConnectionState {
+    /// Keeps the credentials the session was started with alive as long as the connection.
+    let credentials: TLSCredentials?
+    private var cachedSANs: [String]?
+    private var cachedVerified: Bool?
+
+    init(credentials: TLSCredentials?) { self.credentials = credentials }
+
+    static func of(_ connection: OpaquePointer) -> ConnectionState? {
+        guard let raw = mhz_connection_socket_context(connection) else { return nil }
+        return Unmanaged<ConnectionState>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// The peer presented a certificate and the handshake verified it (checked once).
+    func peerVerified(_ connection: OpaquePointer) -> Bool {
+        if let v = cachedVerified { return v }
+        var verified = false
+        if let session = mhz_connection_tls_session(connection) {
+            let s = OpaquePointer(session)
+            var count: UInt32 = 0
+            verified = gnutls_session_get_verify_cert_status(s) == 0
+                && gnutls_certificate_get_peers(s, &count) != nil && count > 0
+        }
+        cachedVerified = verified
+        return verified
+    }
+
+    func uriSANs(_ connection: OpaquePointer) -> [String] {
+        if let sans = cachedSANs { return sans }
+        var sans: [String] = []
+        if let session = mhz_connection_tls_session(connection) {
+            _ = withUnsafeMutablePointer(to: &sans) { pointer in
+                mhz_tls_peer_uri_sans(OpaquePointer(session), { context, value, length in
+                    guard let context, let value else { return }
+                    let bytes = UnsafeRawBufferPointer(start: value, count: length)
+                    context.assumingMemoryBound(to: [String].self).pointee
+                        .append(String(decoding: bytes, as: UTF8.self))
+                }, pointer)
+            }
+        }
+        cachedSANs = sans
+        return sans
+    }
+}

@@ -1,0 +1,414 @@
+import CGnuTLS
+import CMicroHTTPD
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An HTTP/1.1 server on libmicrohttpd: one epoll event loop (or a pool of them) running inside the
+/// daemon, keep-alive preserved, the handler called once per complete request on a server thread.
+///
+/// The handler must be thread-safe (it runs concurrently when `threadPoolSize > 1`) and should not block
+/// for long: it runs on the event loop. An error it throws becomes a 500; a trap still crashes the process.
+public final class HTTPServer: @unchecked Sendable {
+    public typealias Handler = @Sendable (HTTPRequest) throws -> HTTPResponse
+
+    public let configuration: HTTPServerConfiguration
+    private let handler: Handler
+    private let lock = Lock()
+    private var daemon: OpaquePointer?
+    private var context: Unmanaged<ServerContext>?
+    private var port: UInt16 = 0
+
+    public init(configuration: HTTPServerConfiguration = HTTPServerConfiguration(), handler: @escaping Handler) {
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    deinit { stop() }
+
+    /// The port actually listened on (useful with port 0); 0 before `start()` and after `stop()`.
+    public var boundPort: UInt16 { lock.withLock { port } }
+
+    /// `true` between a successful `start()` and `stop()`.
+    public var isRunning: Bool { lock.withLock { daemon != nil } }
+
+    /// How many times the TLS credentials were reloaded after their files changed (0 without TLS).
+    public var tlsCredentialReloads: Int {
+        lock.withLock { context?.takeUnretainedValue().tls?.reloads ?? 0 }
+    }
+
+    /// Binds, listens and starts serving on background threads. Returns once the socket accepts connections.
+    public func start() throws(HTTPServerError) {
+        try lock.withLock { () throws(HTTPServerError) in
+            guard daemon == nil else { throw .alreadyStarted }
+            let config = configuration
+            guard config.maxBodyBytes >= 0 else { throw .invalidConfiguration("maxBodyBytes must be >= 0") }
+            guard config.threadPoolSize >= 1 else { throw .invalidConfiguration("threadPoolSize must be >= 1") }
+
+            var tlsStore: TLSCredentialStore?
+            var tlsPEM: (cert: [CChar], key: [CChar])?
+            if let tls = config.tls {
+                guard MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES else { throw .tlsUnsupported }
+                tlsStore = try TLSCredentialStore(configuration: tls, log: config.errorLogger)
+                // libmicrohttpd insists on its own copy of a key pair; every session is switched to the
+                // store's current credentials before its handshake anyway.
+                tlsPEM = (try readCString(tls.certificateFile), try readCString(tls.keyFile))
+            }
+
+            // Own the listening socket: precise bind errors, and libmicrohttpd closes it on stop.
+            var stage: Int32 = 0, err: Int32 = 0, isIPv6: Int32 = 0
+            let fd = mhz_listen(config.host, config.port, config.listenBacklog, &stage, &err, &isIPv6)
+            if fd < 0 {
+                if stage == Int32(MHZ_LISTEN_RESOLVE.rawValue) {
+                    throw .addressResolution(host: config.host, message: String(cString: gai_strerror(err)))
+                }
+                throw .bindFailed(host: config.host, port: config.port, errno: err,
+                                  message: String(cString: strerror(err)))
+            }
+
+            let ctx = ServerContext(handler: handler, maxBodyBytes: config.maxBodyBytes, tls: tlsStore,
+                                    log: config.errorLogger)
+            let unmanaged = Unmanaged.passRetained(ctx)
+            let cls = unmanaged.toOpaque()
+
+            var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+            if isIPv6 != 0 { flags |= MHD_USE_IPv6.rawValue }
+            if config.tls != nil { flags |= MHD_USE_TLS.rawValue }
+            if config.errorLogger != nil { flags |= MHD_USE_ERROR_LOG.rawValue }
+
+            var options: [MHD_OptionItem] = [
+                MHD_OptionItem(option: MHD_OPTION_LISTEN_SOCKET, value: Int(fd), ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION_CONNECTION_TIMEOUT, value: Int(config.connectionTimeoutSeconds),
+                               ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION_URI_LOG_CALLBACK,
+                               value: unsafeBitCast(uriLogCallback as UriLogFn, to: Int.self), ptr_value: cls),
+                MHD_OptionItem(option: MHD_OPTION_NOTIFY_COMPLETED,
+                               value: unsafeBitCast(requestCompleted as CompletedFn, to: Int.self), ptr_value: cls),
+            ]
+            if config.threadPoolSize > 1 {
+                options.append(MHD_OptionItem(option: MHD_OPTION_THREAD_POOL_SIZE, value: config.threadPoolSize,
+                                              ptr_value: nil))
+            }
+            if let limit = config.connectionLimit {
+                options.append(MHD_OptionItem(option: MHD_OPTION_CONNECTION_LIMIT, value: limit, ptr_value: nil))
+            }
+            if let limit = config.connectionMemoryLimitBytes {
+                options.append(MHD_OptionItem(option: MHD_OPTION_CONNECTION_MEMORY_LIMIT, value: limit,
+                                              ptr_value: nil))
+            }
+            if config.errorLogger != nil {
+                options.append(MHD_OptionItem(option: MHD_OPTION_EXTERNAL_LOGGER,
+                                              value: mhz_logger_trampoline_address(),
+                                              ptr_value: UnsafeMutableRawPointer(ctx.logger)))
+            }
+            if tlsStore != nil {
+                options.append(MHD_OptionItem(option: MHD_OPTION_NOTIFY_CONNECTION,
+                                              value: unsafeBitCast(connectionNotify as ConnectionFn, to: Int.self),
+                                              ptr_value: cls))
+            }
+
+            let started: OpaquePointer? = withTLSOptions(tlsPEM, config.tls?.priorities) { tlsOptions in
+                options.append(contentsOf: tlsOptions)
+                options.append(MHD_OptionItem(option: MHD_OPTION_END, value: 0, ptr_value: nil))
+                return options.withUnsafeBufferPointer { buffer in
+                    mhz_start_daemon(flags, 0, accessHandler, cls, buffer.baseAddress)
+                }
+            }
+            guard let started else {
+                close(fd)
+                unmanaged.release()
+                throw .daemonStartFailed
+            }
+            daemon = started
+            context = unmanaged
+            let mhdPort = mhz_daemon_bind_port(started)
+            port = mhdPort != 0 ? mhdPort : mhz_socket_port(fd)
+        }
+    }
+
+    /// Stops accepting, closes every connection (in-flight handler calls finish first) and releases the
+    /// port. Idempotent.
+    public func stop() {
+        lock.withLock {
+            guard let d = daemon else { return }
+            MHD_stop_daemon(d)  // joins the daemon's threads and closes the listening socket
+            daemon = nil
+            context?.release()
+            context = nil
+            port = 0
+        }
+    }
+}
+
+// MARK: - Internals
+
+/// Everything the C callbacks need, reached through `cls`.
+final class ServerContext: @unchecked Sendable {
+    let handler: HTTPServer.Handler
+    let maxBodyBytes: Int
+    let tls: TLSCredentialStore?
+    let log: (@Sendable (String) -> Void)?
+    /// For MHD_OPTION_EXTERNAL_LOGGER; lives as long as the context.
+    let logger: UnsafeMutablePointer<mhz_logger>
+
+    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, tls: TLSCredentialStore?,
+         log: (@Sendable (String) -> Void)?) {
+        self.handler = handler
+        self.maxBodyBytes = maxBodyBytes
+        self.tls = tls
+        self.log = log
+        logger = .allocate(capacity: 1)
+        logger.initialize(to: mhz_logger(log: nil, context: nil))
+        logger.pointee.context = Unmanaged.passUnretained(self).toOpaque()
+        logger.pointee.log = { context, message in
+            guard let context, let message else { return }
+            Unmanaged<ServerContext>.fromOpaque(context).takeUnretainedValue().log?(String(cString: message))
+        }
+    }
+
+    deinit {
+        logger.deinitialize(count: 1)
+        logger.deallocate()
+    }
+}
+
+private typealias UriLogFn = @convention(c) (
+    UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?
+) -> UnsafeMutableRawPointer?
+private typealias CompletedFn = @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, MHD_RequestTerminationCode
+) -> Void
+private typealias ConnectionFn = @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    MHD_ConnectionNotificationCode
+) -> Void
+
+private func readCString(_ path: String) throws(HTTPServerError) -> [CChar] {
+    guard let file = fopen(path, "rb") else {
+        throw .tlsCredentials(file: path, message: String(cString: strerror(errno)))
+    }
+    defer { fclose(file) }
+    var bytes: [CChar] = []
+    var chunk = [CChar](repeating: 0, count: 16384)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+        if n < chunk.count { break }
+    }
+    bytes.append(0)
+    return bytes
+}
+
+/// Builds the TLS option items; the PEM buffers stay valid for the duration of `body` (libmicrohttpd
+/// copies what it needs while starting).
+private func withTLSOptions<R>(_ pem: (cert: [CChar], key: [CChar])?, _ priorities: String?,
+                               _ body: ([MHD_OptionItem]) -> R) -> R {
+    guard let pem, let priorities else { return body([]) }
+    return pem.cert.withUnsafeBufferPointer { cert in
+        pem.key.withUnsafeBufferPointer { key in
+            priorities.withCString { prio in
+                body([
+                    MHD_OptionItem(option: MHD_OPTION_HTTPS_MEM_CERT, value: 0,
+                                   ptr_value: UnsafeMutableRawPointer(mutating: cert.baseAddress)),
+                    MHD_OptionItem(option: MHD_OPTION_HTTPS_MEM_KEY, value: 0,
+                                   ptr_value: UnsafeMutableRawPointer(mutating: key.baseAddress)),
+                    MHD_OptionItem(option: MHD_OPTION_HTTPS_PRIORITIES, value: 0,
+                                   ptr_value: UnsafeMutableRawPointer(mutating: prio)),
+                ])
+            }
+        }
+    }
+}
+
+/// MHD_OPTION_URI_LOG_CALLBACK: runs once per request, before the headers are parsed, with the request
+/// target exactly as sent. Its result becomes `*con_cls`.
+private func uriLogCallback(
+    _ cls: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?, _ connection: OpaquePointer?
+) -> UnsafeMutableRawPointer? {
+    let state = RequestState(rawTarget: uri.map { String(cString: $0) } ?? "")
+    return Unmanaged.passRetained(state).toOpaque()
+}
+
+/// MHD_OPTION_NOTIFY_COMPLETED: frees the per-request state.
+private func requestCompleted(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_RequestTerminationCode
+) {
+    guard let conCls, let raw = conCls.pointee else { return }
+    conCls.pointee = nil
+    Unmanaged<RequestState>.fromOpaque(raw).release()
+}
+
+/// MHD_OPTION_NOTIFY_CONNECTION (TLS only): before each handshake, hand the session the current
+/// credentials and require + verify a client certificate.
+private func connectionNotify(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection, let socketContext else { return }
+    if code == MHD_CONNECTION_NOTIFY_STARTED {
+        let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+        guard let store = context.tls else { return }
+        guard let session = mhz_connection_tls_session(connection) else {
+            context.log?("TLS connection without a GnuTLS session; its requests will be refused")
+            return
+        }
+        let credentials = store.credentialsForNewConnection()
+        let rc = mhz_tls_require_client_certificate(OpaquePointer(session), credentials.raw)
+        if rc < 0 {
+            context.log?("cannot set TLS credentials on a session: \(String(cString: gnutls_strerror(rc)))")
+        }
+        socketContext.pointee = Unmanaged.passRetained(ConnectionState(credentials: credentials)).toOpaque()
+    } else if code == MHD_CONNECTION_NOTIFY_CLOSED {
+        guard let raw = socketContext.pointee else { return }
+        socketContext.pointee = nil
+        Unmanaged<ConnectionState>.fromOpaque(raw).release()
+    }
+}
+
+/// The access handler. libmicrohttpd calls it (1) once the headers are in — we only accept, so that
+/// keep-alive survives; (2) zero or more times with body bytes — accumulated in `*con_cls`; (3) once more
+/// with no data — the request is complete: run the Swift handler and queue its response.
+private func accessHandler(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ url: UnsafePointer<CChar>?, _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+    _ uploadData: UnsafePointer<CChar>?, _ uploadDataSize: UnsafeMutablePointer<Int>?,
+    _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let conCls, let uploadDataSize else { return MHD_NO }
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+
+    let state: RequestState
+    if let raw = conCls.pointee {
+        state = Unmanaged<RequestState>.fromOpaque(raw).takeUnretainedValue()
+    } else {
+        // Not expected (the URI log callback always sets it), but never answer without state.
+        state = RequestState(rawTarget: url.map { String(cString: $0) } ?? "")
+        conCls.pointee = Unmanaged.passRetained(state).toOpaque()
+    }
+
+    switch state.phase {
+    case .new:
+        // A TLS request is only served to a verified client (the handshake already insists on it).
+        if context.tls != nil {
+            guard let conn = ConnectionState.of(connection), conn.peerVerified(connection) else {
+                state.phase = .done
+                return MHD_NO
+            }
+        }
+        if let declared = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length") {
+            let length = parseContentLength(declared)
+            if length < 0 || length > context.maxBodyBytes {
+                state.phase = .done
+                return queue(connection, payloadTooLarge(context), closing: true)
+            }
+            if length > 0 { state.body.reserveCapacity(length) }
+        }
+        state.phase = .receiving
+        return MHD_YES
+
+    case .receiving:
+        let count = uploadDataSize.pointee
+        if count > 0 {
+            uploadDataSize.pointee = 0
+            if state.body.count + count > context.maxBodyBytes {
+                state.body = []
+                state.phase = .tooLarge
+                return MHD_YES
+            }
+            if let uploadData {
+                UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: count) {
+                    state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+                }
+            }
+            return MHD_YES
+        }
+        state.phase = .done
+        return respond(context, connection, state, method: method, version: version)
+
+    case .tooLarge:
+        // A chunked body went over the limit: drain the rest, then answer 413 and close.
+        if uploadDataSize.pointee > 0 {
+            uploadDataSize.pointee = 0
+            return MHD_YES
+        }
+        state.phase = .done
+        return queue(connection, payloadTooLarge(context), closing: true)
+
+    case .done:
+        return MHD_YES
+    }
+}
+
+private func respond(
+    _ context: ServerContext, _ connection: OpaquePointer, _ state: RequestState,
+    method: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?
+) -> MHD_Result {
+    let request = HTTPRequest(
+        method: method.map { String(cString: $0) } ?? "",
+        version: version.map { String(cString: $0) } ?? "",
+        connection: connection, state: state)
+    state.inHandler = true
+    let response: HTTPResponse
+    do {
+        response = try context.handler(request)
+    } catch {
+        context.log?("handler error: \(error)")
+        response = HTTPResponse(status: 500, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                                body: "internal server error\n")
+    }
+    state.inHandler = false
+    state.body = []
+    let rc = queue(connection, response, closing: false)
+    if rc == MHD_YES { return rc }
+    // The response itself was refused (unlikely: statuses are clamped): fall back to a bare 500.
+    return queue(connection, HTTPResponse(status: 500), closing: true)
+}
+
+private func payloadTooLarge(_ context: ServerContext) -> HTTPResponse {
+    HTTPResponse(status: 413, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                 body: "request body larger than \(context.maxBodyBytes) bytes\n")
+}
+
+/// Queues `response` on `connection`. libmicrohttpd copies the body (MHD_RESPMEM_MUST_COPY).
+private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, closing: Bool) -> MHD_Result {
+    let created: OpaquePointer? = response.body.withUnsafeBytes { bytes in
+        if bytes.isEmpty {
+            return MHD_create_response_from_buffer(0, nil, MHD_RESPMEM_PERSISTENT)
+        }
+        return MHD_create_response_from_buffer(
+            bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_RESPMEM_MUST_COPY)
+    }
+    guard let mhdResponse = created else { return MHD_NO }
+    for (name, value) in response.headers {
+        _ = MHD_add_response_header(mhdResponse, name, value)
+    }
+    if closing {
+        _ = MHD_add_response_header(mhdResponse, "Connection", "close")
+    }
+    let status = (100...599).contains(response.status) ? UInt32(response.status) : 500
+    let rc = MHD_queue_response(connection, status, mhdResponse)
+    MHD_destroy_response(mhdResponse)
+    return rc
+}
+
+/// Decimal Content-Length; -1 when malformed or absurd.
+private func parseContentLength(_ text: UnsafePointer<CChar>) -> Int {
+    var value = 0
+    var p = text
+    var digits = 0
+    while p.pointee == 0x20 || p.pointee == 0x09 { p += 1 }
+    while p.pointee >= 0x30 && p.pointee <= 0x39 {
+        value = value &* 10 &+ Int(p.pointee - 0x30)
+        digits += 1
+        if digits > 15 { return -1 }
+        p += 1
+    }
+    while p.pointee == 0x20 || p.pointee == 0x09 { p += 1 }
+    return (digits > 0 && p.pointee == 0) ? value : -1
+}

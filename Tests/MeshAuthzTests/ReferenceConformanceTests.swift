@@ -1,0 +1,23 @@
+import Testing
+import MeshAuthz
+
+/// Every conformance and oracle case through the reference evaluator, in process. The same cases also
+/// run through the real HTTP server in Tests/e2e.
+@Suite struct ReferenceConformanceTests {
+    static let cases = (try? FixtureCase.all()) ?? []
+
+    @Test func fixturesArePresent() {
+        #expect(Self.cases.count >= 60, "conformance + oracle fixtures should be under Tests/fixtures")
+    }
+
+    @Test(arguments: cases)
+    func caseMatchesExpectations(_ fixture: FixtureCase) throws {
+        let set = try PolicyLoader.load(fixture.policyFiles).get()
+        let evaluator = ReferenceEvaluator(set)
+        for (index, check) in fixture.checks.enumerated() {
+            let decision = evaluator.evaluate(check.request)
+            #expect(decision.allowed == check.expectAllowed,
+                    "check \(index) (\(check.why)): got \(decision.allowed ? "ALLOW" : "DENY"): \(decision.reason)")
+        }
+    }
+}

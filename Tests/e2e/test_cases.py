@@ -1,0 +1,48 @@
+"""Every check of every case file (conformance, oracle, local) through the real HTTP server.
+
+One server per case file (its `policies` written as one multi-document policies.yaml), reused by the
+checks of that file; each check is POSTed alone to /v1/check, then all checks of a file once more as
+one JSON array, which must give the same answers in the same order.
+"""
+import pytest
+
+import harness
+import openapi_check as oc
+
+CASES = [(p, i) for p in harness.case_files() for i in range(len(harness.load_case(p)["checks"]))]
+FILES = harness.case_files()
+
+
+@pytest.mark.parametrize(
+    "path,index", CASES, ids=[f"{harness.case_id(p)}#{i}" for p, i in CASES]
+)
+def test_check(case_servers, path, index):
+    check = harness.load_case(path)["checks"][index]
+    server = case_servers.get(path)
+    answer = server.check(harness.check_request(check))
+    harness.assert_answer(check, answer)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[harness.case_id(p) for p in FILES])
+def test_batch_matches_single_answers(case_servers, path):
+    checks = harness.load_case(path)["checks"]
+    server = case_servers.get(path)
+    bodies = [harness.check_request(c) for c in checks]
+    singles = [server.check(b) for b in bodies]
+    r = server.post("/v1/check", json=bodies)
+    assert r.status_code == 200, r.text
+    batch = r.json()
+    assert isinstance(batch, list) and len(batch) == len(bodies), batch
+    for i, (one, many) in enumerate(zip(singles, batch)):
+        assert many == one, f"check #{i}: batch answer differs from the single answer"
+        assert many["decision"] == checks[i]["expect"], harness.describe(checks[i], many)
+        problems = oc.schema_errors(many, oc.component("CheckAnswer"))
+        assert not problems, f"check #{i}: answer does not match openapi.yaml CheckAnswer: {problems}\n{many}"
+
+
+def test_case_files_present():
+    names = {harness.case_id(p) for p in FILES}
+    assert len([n for n in names if n.startswith("conformance/")]) >= 45
+    assert len([n for n in names if n.startswith("oracle/")]) >= 18
+    assert "oracle/derived/allow-path-no-star.yaml" in names
+    assert len(CASES) >= 275

@@ -1,0 +1,90 @@
+"""`meshauthz check`: exit 0 allow, 1 deny, 2 bad input or bad policies."""
+import json
+import re
+import subprocess
+
+import pytest
+
+import harness
+from policy_sets import CHECK_ALLOWED, CHECK_DENIED, GATEWAY_SET
+
+
+@pytest.fixture
+def policies(tmp_path):
+    return harness.write_policies(tmp_path / "p", GATEWAY_SET).parent
+
+
+def run(binary, *args, stdin=None):
+    return subprocess.run([binary, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_check_allow_from_stdin(binary, policies):
+    p = run(binary, "check", "--policies", policies, stdin=json.dumps(CHECK_ALLOWED))
+    assert p.returncode == 0, p.stderr
+    a = json.loads(p.stdout)
+    assert a["decision"] == "ALLOW" and a["allowed"] is True
+    assert a["ruleId"] == "ns[default]-policy[api-policy]-rule[0]"
+
+
+def test_check_deny_from_file(binary, policies, tmp_path):
+    f = tmp_path / "req.json"
+    f.write_text(json.dumps(CHECK_DENIED))
+    p = run(binary, "check", "--policies", policies, "--request", f)
+    assert p.returncode == 1, p.stderr
+    a = json.loads(p.stdout)
+    assert a["decision"] == "DENY" and a["allowed"] is False and a["stage"] == "default-deny"
+
+
+def test_check_same_answer_as_the_server(binary, policies, start_server):
+    s = start_server(policies_dir=policies)
+    for body in (CHECK_ALLOWED, CHECK_DENIED, {}):
+        p = run(binary, "check", "--policies", policies, stdin=json.dumps(body))
+        assert json.loads(p.stdout) == s.check(body)
+
+
+@pytest.mark.parametrize("stdin,field", [
+    ("{not json", None),
+    ("", None),
+    (json.dumps({"source": {"ip": "999.1.1.1"}}), "source.ip"),
+    (json.dumps({"destination": {"port": 65536}}), "destination.port"),
+    (json.dumps({"sources": {}}), "sources"),
+], ids=["bad-json", "empty", "bad-ip", "bad-port", "unknown-key"])
+def test_check_bad_input_exits_2(binary, policies, stdin, field):
+    p = run(binary, "check", "--policies", policies, stdin=stdin)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.strip()
+    if field:
+        assert field in p.stderr
+
+
+def test_check_missing_request_file_exits_2(binary, policies, tmp_path):
+    p = run(binary, "check", "--policies", policies, "--request", tmp_path / "nope.json")
+    assert p.returncode == 2 and p.stderr.strip()
+
+
+def test_check_bad_policies_exit_2_with_location(binary, tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "bad.yaml").write_text(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: default}\n"
+        "spec:\n  rules:\n  - to:\n    - operation: {paths: [\"/a/{*}b\"]}\n")
+    p = run(binary, "check", "--policies", d, stdin=json.dumps(CHECK_ALLOWED))
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert re.search(r"bad\.yaml:7:\d+: [^:]*paths", p.stderr), p.stderr
+
+
+def test_check_missing_policy_dir_exits_2(binary, tmp_path):
+    p = run(binary, "check", "--policies", tmp_path / "none", stdin="{}")
+    assert p.returncode == 2 and p.stderr.strip()
+
+
+def test_help_lists_the_commands(binary):
+    p = run(binary, "--help")
+    assert p.returncode == 0
+    for cmd in ("serve", "check", "validate"):
+        assert cmd in p.stdout
+    p = run(binary, "serve", "--help")
+    assert p.returncode == 0
+    for flag in ("--policies", "--listen", "--root-namespace", "--trust-domain", "--default-namespace",
+                 "--default-workload"):
+        assert flag in p.stdout, flag
