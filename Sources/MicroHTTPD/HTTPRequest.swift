@@ -16,19 +16,23 @@ public struct HTTPRequest {
     public let rawTarget: String
     /// The complete request body (empty when there is none).
     public let body: [UInt8]
-    /// The protocol version as sent (`HTTP/1.1`).
-    public let version: String
-
     let connection: OpaquePointer
     let state: RequestState
+    private let versionPointer: UnsafePointer<CChar>?
 
-    init(method: String, version: String, connection: OpaquePointer, state: RequestState) {
+    init(method: String, version: UnsafePointer<CChar>?, connection: OpaquePointer, state: RequestState) {
         self.method = method
-        self.version = version
+        self.versionPointer = version
         self.rawTarget = state.rawTarget
         self.body = state.body
         self.connection = connection
         self.state = state
+    }
+
+    /// The protocol version as sent (`HTTP/1.1`); empty outside the handler call.
+    public var version: String {
+        guard state.inHandler, let versionPointer else { return "" }
+        return String(cString: versionPointer)
     }
 
     /// The path part of ``rawTarget`` (before `?`), still raw.
@@ -46,7 +50,7 @@ public struct HTTPRequest {
     /// The first value of a request header; the name is matched case-insensitively.
     public func header(_ name: String) -> String? {
         guard state.inHandler else { return nil }
-        guard let value = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name) else { return nil }
+        guard let value = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, name) else { return nil }
         return String(cString: value)
     }
 
@@ -65,11 +69,11 @@ public struct HTTPRequest {
         withoutActuallyEscaping(body) { escapable in
             var visitor = escapable
             withUnsafeMutablePointer(to: &visitor) { pointer in
-                _ = MHD_get_connection_values(connection, MHD_HEADER_KIND, { cls, _, key, value in
-                    guard let cls, let key else { return MHD_YES }
+                _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, { cls, _, key, value in
+                    guard let cls, let key else { return MHD_Result.YES }
                     let visit = cls.assumingMemoryBound(to: ((String, String) -> Void).self).pointee
                     visit(String(cString: key), value.map { String(cString: $0) } ?? "")
-                    return MHD_YES
+                    return MHD_Result.YES
                 }, pointer)
             }
         }
@@ -107,8 +111,28 @@ final class RequestState {
     var body: [UInt8] = []
     var inHandler = false
 
-    init(rawTarget: String) { self.rawTarget = rawTarget }
+    init(rawTarget: String) {
+        self.rawTarget = rawTarget
+        #if DEBUG
+        RequestState.live.withLock { $0 += 1 }
+        #endif
+    }
+
+    #if DEBUG
+    deinit { RequestState.live.withLock { $0 -= 1 } }
+    /// Live instances, for leak tests (debug builds only).
+    static let live = Protected(0)
+    #endif
 }
+
+#if DEBUG
+final class Protected<T>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
+}
+#endif
 
 /// Per-connection state for TLS connections, owned by the connection's socket context.
 final class ConnectionState {

@@ -17,22 +17,29 @@ public struct HTTPResponse: Sendable {
 
     /// `text/plain; charset=utf-8`.
     public static func text(_ text: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers, body: text)
+        HTTPResponse(status: status, headers: withContentType("text/plain; charset=utf-8", headers), body: text)
     }
 
     /// `application/json` from already-encoded JSON text.
     public static func json(_ json: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: json)
+        HTTPResponse(status: status, headers: withContentType("application/json", headers), body: json)
     }
 
     /// `application/json` from already-encoded JSON bytes.
     public static func json(bytes: [UInt8], status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: bytes)
+        HTTPResponse(status: status, headers: withContentType("application/json", headers), body: bytes)
     }
 
     /// First value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
         let lower = name.lowercased()
         return headers.first { $0.0.lowercased() == lower }?.1
+    }
+
+    private static func withContentType(_ type: String, _ headers: [(String, String)]) -> [(String, String)] {
+        if headers.isEmpty { return [("Content-Type", type)] }
+        var all: [(String, String)] = [("Content-Type", type)]
+        all.append(contentsOf: headers)
+        return all
     }
 }

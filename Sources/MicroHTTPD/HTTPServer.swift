@@ -51,19 +51,31 @@ public final class HTTPServer: @unchecked Sendable {
             guard config.threadPoolSize >= 1 else { throw .invalidConfiguration("threadPoolSize must be >= 1") }
 
             var tlsStore: TLSCredentialStore?
-            var tlsPEM: (cert: [CChar], key: [CChar])?
+            var cStrings: [UnsafeMutablePointer<CChar>] = []  // owned by the context from here on
+            var tlsOptions: [MHD_OptionItem] = []
             if let tls = config.tls {
-                guard MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES else { throw .tlsUnsupported }
+                guard MHD_is_feature_supported(MHD_FEATURE.FEATURE_TLS) == MHD_Result.YES else { throw .tlsUnsupported }
                 tlsStore = try TLSCredentialStore(configuration: tls, log: config.errorLogger)
                 // libmicrohttpd insists on its own copy of a key pair; every session is switched to the
                 // store's current credentials before its handshake anyway.
-                tlsPEM = (try readCString(tls.certificateFile), try readCString(tls.keyFile))
+                let cert = try readCString(tls.certificateFile)
+                let key: UnsafeMutablePointer<CChar>
+                do throws(HTTPServerError) { key = try readCString(tls.keyFile) } catch { free(cert); throw error }
+                let priorities = strdup(tls.priorities)!
+                cStrings = [cert, key, priorities]
+                tlsOptions = [
+                    MHD_OptionItem(option: MHD_OPTION.HTTPS_MEM_CERT, value: 0, ptr_value: UnsafeMutableRawPointer(cert)),
+                    MHD_OptionItem(option: MHD_OPTION.HTTPS_MEM_KEY, value: 0, ptr_value: UnsafeMutableRawPointer(key)),
+                    MHD_OptionItem(option: MHD_OPTION.HTTPS_PRIORITIES, value: 0,
+                                   ptr_value: UnsafeMutableRawPointer(priorities)),
+                ]
             }
 
             // Own the listening socket: precise bind errors, and libmicrohttpd closes it on stop.
             var stage: Int32 = 0, err: Int32 = 0, isIPv6: Int32 = 0
             let fd = mhz_listen(config.host, config.port, config.listenBacklog, &stage, &err, &isIPv6)
             if fd < 0 {
+                cStrings.forEach { free($0) }
                 if stage == Int32(MHZ_LISTEN_RESOLVE.rawValue) {
                     throw .addressResolution(host: config.host, message: String(cString: gai_strerror(err)))
                 }
@@ -71,8 +83,9 @@ public final class HTTPServer: @unchecked Sendable {
                                   message: String(cString: strerror(err)))
             }
 
+            let listenIdentity = socketIdentity(fd)
             let ctx = ServerContext(handler: handler, maxBodyBytes: config.maxBodyBytes, tls: tlsStore,
-                                    log: config.errorLogger)
+                                    log: config.errorLogger, ownedCStrings: cStrings)
             let unmanaged = Unmanaged.passRetained(ctx)
             let cls = unmanaged.toOpaque()
 
@@ -81,46 +94,48 @@ public final class HTTPServer: @unchecked Sendable {
             if config.tls != nil { flags |= MHD_USE_TLS.rawValue }
             if config.errorLogger != nil { flags |= MHD_USE_ERROR_LOG.rawValue }
 
-            var options: [MHD_OptionItem] = [
-                MHD_OptionItem(option: MHD_OPTION_LISTEN_SOCKET, value: Int(fd), ptr_value: nil),
-                MHD_OptionItem(option: MHD_OPTION_CONNECTION_TIMEOUT, value: Int(config.connectionTimeoutSeconds),
-                               ptr_value: nil),
-                MHD_OptionItem(option: MHD_OPTION_URI_LOG_CALLBACK,
-                               value: unsafeBitCast(uriLogCallback as UriLogFn, to: Int.self), ptr_value: cls),
-                MHD_OptionItem(option: MHD_OPTION_NOTIFY_COMPLETED,
-                               value: unsafeBitCast(requestCompleted as CompletedFn, to: Int.self), ptr_value: cls),
-            ]
-            if config.threadPoolSize > 1 {
-                options.append(MHD_OptionItem(option: MHD_OPTION_THREAD_POOL_SIZE, value: config.threadPoolSize,
-                                              ptr_value: nil))
-            }
-            if let limit = config.connectionLimit {
-                options.append(MHD_OptionItem(option: MHD_OPTION_CONNECTION_LIMIT, value: limit, ptr_value: nil))
-            }
-            if let limit = config.connectionMemoryLimitBytes {
-                options.append(MHD_OptionItem(option: MHD_OPTION_CONNECTION_MEMORY_LIMIT, value: limit,
-                                              ptr_value: nil))
-            }
+            var options: [MHD_OptionItem] = []
             if config.errorLogger != nil {
-                options.append(MHD_OptionItem(option: MHD_OPTION_EXTERNAL_LOGGER,
+                // First, so that libmicrohttpd's own option parsing already logs through it.
+                options.append(MHD_OptionItem(option: MHD_OPTION.EXTERNAL_LOGGER,
                                               value: mhz_logger_trampoline_address(),
                                               ptr_value: UnsafeMutableRawPointer(ctx.logger)))
             }
+            options += [
+                MHD_OptionItem(option: MHD_OPTION.LISTEN_SOCKET, value: Int(fd), ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.CONNECTION_TIMEOUT, value: Int(config.connectionTimeoutSeconds),
+                               ptr_value: nil),
+                MHD_OptionItem(option: MHD_OPTION.URI_LOG_CALLBACK,
+                               value: unsafeBitCast(uriLogCallback as UriLogFn, to: Int.self), ptr_value: cls),
+                MHD_OptionItem(option: MHD_OPTION.NOTIFY_COMPLETED,
+                               value: unsafeBitCast(requestCompleted as CompletedFn, to: Int.self), ptr_value: cls),
+            ]
+            if config.threadPoolSize > 1 {
+                options.append(MHD_OptionItem(option: MHD_OPTION.THREAD_POOL_SIZE, value: config.threadPoolSize,
+                                              ptr_value: nil))
+            }
+            if let limit = config.connectionLimit {
+                options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_LIMIT, value: limit, ptr_value: nil))
+            }
+            if let limit = config.connectionMemoryLimitBytes {
+                options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: limit,
+                                              ptr_value: nil))
+            }
             if tlsStore != nil {
-                options.append(MHD_OptionItem(option: MHD_OPTION_NOTIFY_CONNECTION,
+                options.append(MHD_OptionItem(option: MHD_OPTION.NOTIFY_CONNECTION,
                                               value: unsafeBitCast(connectionNotify as ConnectionFn, to: Int.self),
                                               ptr_value: cls))
             }
 
-            let started: OpaquePointer? = withTLSOptions(tlsPEM, config.tls?.priorities) { tlsOptions in
-                options.append(contentsOf: tlsOptions)
-                options.append(MHD_OptionItem(option: MHD_OPTION_END, value: 0, ptr_value: nil))
-                return options.withUnsafeBufferPointer { buffer in
-                    mhz_start_daemon(flags, 0, accessHandler, cls, buffer.baseAddress)
-                }
+            options += tlsOptions
+            options.append(MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil))
+            let started = options.withUnsafeBufferPointer { buffer in
+                mhz_start_daemon(flags, 0, accessHandler, cls, buffer.baseAddress)
             }
             guard let started else {
-                close(fd)
+                // Some of libmicrohttpd's failure paths close the listening socket, others do not: close
+                // it only if the fd still is that socket (the number may have been reused meanwhile).
+                if socketIdentity(fd) == listenIdentity { close(fd) }
                 unmanaged.release()
                 throw .daemonStartFailed
             }
@@ -132,16 +147,21 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Stops accepting, closes every connection (in-flight handler calls finish first) and releases the
-    /// port. Idempotent.
+    /// port; returns when all of that is done. Idempotent. Must not be called from inside the handler.
     public func stop() {
-        lock.withLock {
-            guard let d = daemon else { return }
-            MHD_stop_daemon(d)  // joins the daemon's threads and closes the listening socket
-            daemon = nil
-            context?.release()
-            context = nil
-            port = 0
+        let (d, ctx) = lock.withLock { () -> (OpaquePointer?, Unmanaged<ServerContext>?) in
+            defer {
+                daemon = nil
+                context = nil
+                port = 0
+            }
+            return (daemon, context)
         }
+        guard let d else { return }
+        // Outside the lock: joins the daemon's threads (a handler may still be reading `boundPort`), closes
+        // the listening socket and every connection, freeing per-request and per-connection state.
+        MHD_stop_daemon(d)
+        ctx?.release()
     }
 }
 
@@ -155,9 +175,12 @@ final class ServerContext: @unchecked Sendable {
     let log: (@Sendable (String) -> Void)?
     /// For MHD_OPTION_EXTERNAL_LOGGER; lives as long as the context.
     let logger: UnsafeMutablePointer<mhz_logger>
+    /// Option strings handed to libmicrohttpd (TLS PEMs, priorities): freed with the context.
+    private let ownedCStrings: [UnsafeMutablePointer<CChar>]
 
     init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, tls: TLSCredentialStore?,
-         log: (@Sendable (String) -> Void)?) {
+         log: (@Sendable (String) -> Void)?, ownedCStrings: [UnsafeMutablePointer<CChar>]) {
+        self.ownedCStrings = ownedCStrings
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
         self.tls = tls
@@ -174,6 +197,7 @@ final class ServerContext: @unchecked Sendable {
     deinit {
         logger.deinitialize(count: 1)
         logger.deallocate()
+        ownedCStrings.forEach { free($0) }
     }
 }
 
@@ -188,7 +212,15 @@ private typealias ConnectionFn = @convention(c) (
     MHD_ConnectionNotificationCode
 ) -> Void
 
-private func readCString(_ path: String) throws(HTTPServerError) -> [CChar] {
+/// (device, inode) of an open fd, to recognise a socket; nil if the fd is closed.
+private func socketIdentity(_ fd: Int32) -> [UInt64]? {
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { return nil }
+    return [UInt64(st.st_dev), UInt64(st.st_ino)]
+}
+
+/// Reads a whole (small) file into a malloc'ed NUL-terminated buffer; the caller frees it.
+private func readCString(_ path: String) throws(HTTPServerError) -> UnsafeMutablePointer<CChar> {
     guard let file = fopen(path, "rb") else {
         throw .tlsCredentials(file: path, message: String(cString: strerror(errno)))
     }
@@ -200,29 +232,10 @@ private func readCString(_ path: String) throws(HTTPServerError) -> [CChar] {
         if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
         if n < chunk.count { break }
     }
-    bytes.append(0)
-    return bytes
-}
-
-/// Builds the TLS option items; the PEM buffers stay valid for the duration of `body` (libmicrohttpd
-/// copies what it needs while starting).
-private func withTLSOptions<R>(_ pem: (cert: [CChar], key: [CChar])?, _ priorities: String?,
-                               _ body: ([MHD_OptionItem]) -> R) -> R {
-    guard let pem, let priorities else { return body([]) }
-    return pem.cert.withUnsafeBufferPointer { cert in
-        pem.key.withUnsafeBufferPointer { key in
-            priorities.withCString { prio in
-                body([
-                    MHD_OptionItem(option: MHD_OPTION_HTTPS_MEM_CERT, value: 0,
-                                   ptr_value: UnsafeMutableRawPointer(mutating: cert.baseAddress)),
-                    MHD_OptionItem(option: MHD_OPTION_HTTPS_MEM_KEY, value: 0,
-                                   ptr_value: UnsafeMutableRawPointer(mutating: key.baseAddress)),
-                    MHD_OptionItem(option: MHD_OPTION_HTTPS_PRIORITIES, value: 0,
-                                   ptr_value: UnsafeMutableRawPointer(mutating: prio)),
-                ])
-            }
-        }
-    }
+    let buffer = malloc(bytes.count + 1)!.assumingMemoryBound(to: CChar.self)
+    buffer.initialize(from: bytes, count: bytes.count)
+    buffer[bytes.count] = 0
+    return buffer
 }
 
 /// MHD_OPTION_URI_LOG_CALLBACK: runs once per request, before the headers are parsed, with the request
@@ -251,7 +264,7 @@ private func connectionNotify(
     _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_ConnectionNotificationCode
 ) {
     guard let cls, let connection, let socketContext else { return }
-    if code == MHD_CONNECTION_NOTIFY_STARTED {
+    if code == MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_STARTED {
         let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
         guard let store = context.tls else { return }
         guard let session = mhz_connection_tls_session(connection) else {
@@ -264,7 +277,7 @@ private func connectionNotify(
             context.log?("cannot set TLS credentials on a session: \(String(cString: gnutls_strerror(rc)))")
         }
         socketContext.pointee = Unmanaged.passRetained(ConnectionState(credentials: credentials)).toOpaque()
-    } else if code == MHD_CONNECTION_NOTIFY_CLOSED {
+    } else if code == MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_CLOSED {
         guard let raw = socketContext.pointee else { return }
         socketContext.pointee = nil
         Unmanaged<ConnectionState>.fromOpaque(raw).release()
@@ -280,7 +293,7 @@ private func accessHandler(
     _ uploadData: UnsafePointer<CChar>?, _ uploadDataSize: UnsafeMutablePointer<Int>?,
     _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
 ) -> MHD_Result {
-    guard let cls, let connection, let conCls, let uploadDataSize else { return MHD_NO }
+    guard let cls, let connection, let conCls, let uploadDataSize else { return MHD_Result.NO }
     let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
 
     let state: RequestState
@@ -298,10 +311,10 @@ private func accessHandler(
         if context.tls != nil {
             guard let conn = ConnectionState.of(connection), conn.peerVerified(connection) else {
                 state.phase = .done
-                return MHD_NO
+                return MHD_Result.NO
             }
         }
-        if let declared = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length") {
+        if let declared = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Content-Length") {
             let length = parseContentLength(declared)
             if length < 0 || length > context.maxBodyBytes {
                 state.phase = .done
@@ -310,7 +323,7 @@ private func accessHandler(
             if length > 0 { state.body.reserveCapacity(length) }
         }
         state.phase = .receiving
-        return MHD_YES
+        return MHD_Result.YES
 
     case .receiving:
         let count = uploadDataSize.pointee
@@ -319,14 +332,14 @@ private func accessHandler(
             if state.body.count + count > context.maxBodyBytes {
                 state.body = []
                 state.phase = .tooLarge
-                return MHD_YES
+                return MHD_Result.YES
             }
             if let uploadData {
                 UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: count) {
                     state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
                 }
             }
-            return MHD_YES
+            return MHD_Result.YES
         }
         state.phase = .done
         return respond(context, connection, state, method: method, version: version)
@@ -335,13 +348,13 @@ private func accessHandler(
         // A chunked body went over the limit: drain the rest, then answer 413 and close.
         if uploadDataSize.pointee > 0 {
             uploadDataSize.pointee = 0
-            return MHD_YES
+            return MHD_Result.YES
         }
         state.phase = .done
         return queue(connection, payloadTooLarge(context), closing: true)
 
     case .done:
-        return MHD_YES
+        return MHD_Result.YES
     }
 }
 
@@ -351,7 +364,7 @@ private func respond(
 ) -> MHD_Result {
     let request = HTTPRequest(
         method: method.map { String(cString: $0) } ?? "",
-        version: version.map { String(cString: $0) } ?? "",
+        version: version,
         connection: connection, state: state)
     state.inHandler = true
     let response: HTTPResponse
@@ -365,7 +378,7 @@ private func respond(
     state.inHandler = false
     state.body = []
     let rc = queue(connection, response, closing: false)
-    if rc == MHD_YES { return rc }
+    if rc == MHD_Result.YES { return rc }
     // The response itself was refused (unlikely: statuses are clamped): fall back to a bare 500.
     return queue(connection, HTTPResponse(status: 500), closing: true)
 }
@@ -375,16 +388,16 @@ private func payloadTooLarge(_ context: ServerContext) -> HTTPResponse {
                  body: "request body larger than \(context.maxBodyBytes) bytes\n")
 }
 
-/// Queues `response` on `connection`. libmicrohttpd copies the body (MHD_RESPMEM_MUST_COPY).
+/// Queues `response` on `connection`. libmicrohttpd copies the body (MHD_ResponseMemoryMode.RESPMEM_MUST_COPY).
 private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, closing: Bool) -> MHD_Result {
     let created: OpaquePointer? = response.body.withUnsafeBytes { bytes in
         if bytes.isEmpty {
-            return MHD_create_response_from_buffer(0, nil, MHD_RESPMEM_PERSISTENT)
+            return MHD_create_response_from_buffer(0, nil, MHD_ResponseMemoryMode.RESPMEM_PERSISTENT)
         }
         return MHD_create_response_from_buffer(
-            bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_RESPMEM_MUST_COPY)
+            bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
     }
-    guard let mhdResponse = created else { return MHD_NO }
+    guard let mhdResponse = created else { return MHD_Result.NO }
     for (name, value) in response.headers {
         _ = MHD_add_response_header(mhdResponse, name, value)
     }
