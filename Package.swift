@@ -44,5 +44,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz"]),
+        // In-process benchmark of the compiled matcher vs the reference evaluator (Benchmarks/run.sh).
+        .executableTarget(name: "MeshAuthzBench", dependencies: ["MeshAuthz"], path: "Benchmarks/MeshAuthzBench"),
     ]
 )

@@ -49,20 +49,21 @@ class CaseServers:
         self.current = None
         self.failed = {}
 
-    def get(self, path):
-        if path in self.failed:
-            pytest.fail(self.failed[path], pytrace=False)
-        if path != self.current_path:
+    def get(self, path, engine="reference"):
+        key = (path, engine)
+        if key in self.failed:
+            pytest.fail(self.failed[key], pytrace=False)
+        if key != self.current_path:
             self.close()
             case = harness.load_case(path)
             d = self.tmp_factory.mktemp("case")
             harness.write_policies(d, case.get("policies") or [])
             try:
-                self.current = harness.Server(d, binary=self.binary)
+                self.current = harness.Server(d, extra_args=["--engine", engine], binary=self.binary)
             except harness.HarnessError as e:
-                self.failed[path] = f"{harness.case_id(path)}: server did not become ready: {e}"
-                pytest.fail(self.failed[path], pytrace=False)
-            self.current_path = path
+                self.failed[key] = f"{harness.case_id(path)} ({engine}): server did not become ready: {e}"
+                pytest.fail(self.failed[key], pytrace=False)
+            self.current_path = key
         return self.current
 
     def close(self):

@@ -1,6 +1,7 @@
 """Helpers shared by the end-to-end tests: find the binary, run `meshauthz serve`, load case files."""
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -211,9 +212,15 @@ def case_id(path: pathlib.Path) -> str:
     return str(path.relative_to(FIXTURES))
 
 
-def load_case(path):
+@functools.lru_cache(maxsize=None)
+def _load_case_cached(path: str):
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+def load_case(path):
+    """A case file as parsed YAML (cached: do not modify the result)."""
+    return _load_case_cached(str(path))
 
 
 def check_request(check) -> dict:
@@ -252,6 +259,8 @@ def assert_answer(check, answer):
     ):
         if key in check:
             assert answer.get(field) == check[key], f"{field}: {answer.get(field)!r} != {check[key]!r}\n{msg}"
+    for text in check.get("expectReasonContains", []):
+        assert text in answer.get("reason", ""), f"reason lacks {text!r}\n{msg}"
     for want in check.get("expectDryRun", []):
         got = answer.get("dryRun") or []
         assert any(all(d.get(k) == v for k, v in want.items()) for d in got), f"dryRun lacks {want}\n{msg}"

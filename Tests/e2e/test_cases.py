@@ -3,30 +3,37 @@
 One server per case file (its `policies` written as one multi-document policies.yaml), reused by the
 checks of that file; each check is POSTed alone to /v1/check, then all checks of a file once more as
 one JSON array, which must give the same answers in the same order.
+
+Both decision engines are run (`serve --engine reference|compiled`): the reference evaluator is the
+oracle, the compiled matcher must agree with it. MESHAUTHZ_ENGINES=reference limits the run.
 """
+import os
+
 import pytest
 
 import harness
 import openapi_check as oc
 
-CASES = [(p, i) for p in harness.case_files() for i in range(len(harness.load_case(p)["checks"]))]
-FILES = harness.case_files()
+ENGINES = [e for e in os.environ.get("MESHAUTHZ_ENGINES", "reference,compiled").split(",") if e]
+CASES = [(e, p, i) for e in ENGINES for p in harness.case_files()
+         for i in range(len(harness.load_case(p)["checks"]))]
+FILES = [(e, p) for e in ENGINES for p in harness.case_files()]
 
 
 @pytest.mark.parametrize(
-    "path,index", CASES, ids=[f"{harness.case_id(p)}#{i}" for p, i in CASES]
+    "engine,path,index", CASES, ids=[f"{e}:{harness.case_id(p)}#{i}" for e, p, i in CASES]
 )
-def test_check(case_servers, path, index):
+def test_check(case_servers, engine, path, index):
     check = harness.load_case(path)["checks"][index]
-    server = case_servers.get(path)
+    server = case_servers.get(path, engine)
     answer = server.check(harness.check_request(check))
     harness.assert_answer(check, answer)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[harness.case_id(p) for p in FILES])
-def test_batch_matches_single_answers(case_servers, path):
+@pytest.mark.parametrize("engine,path", FILES, ids=[f"{e}:{harness.case_id(p)}" for e, p in FILES])
+def test_batch_matches_single_answers(case_servers, engine, path):
     checks = harness.load_case(path)["checks"]
-    server = case_servers.get(path)
+    server = case_servers.get(path, engine)
     bodies = [harness.check_request(c) for c in checks]
     singles = [server.check(b) for b in bodies]
     r = server.post("/v1/check", json=bodies)
@@ -41,8 +48,8 @@ def test_batch_matches_single_answers(case_servers, path):
 
 
 def test_case_files_present():
-    names = {harness.case_id(p) for p in FILES}
+    names = {harness.case_id(p) for p in harness.case_files()}
     assert len([n for n in names if n.startswith("conformance/")]) >= 45
     assert len([n for n in names if n.startswith("oracle/")]) >= 18
     assert "oracle/derived/allow-path-no-star.yaml" in names
-    assert len(CASES) >= 275
+    assert len(CASES) >= 275 * len(ENGINES)

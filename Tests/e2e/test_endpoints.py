@@ -4,6 +4,7 @@ import json
 import re
 import signal
 import socket
+import time
 
 import pytest
 import requests
@@ -210,16 +211,73 @@ def test_batch_answers_in_order(server):
 
 
 def test_large_batch_body(server):
-    """A body far larger than one read (libmicrohttpd hands it over in pieces)."""
-    bodies = [CHECK_ALLOWED, CHECK_DENIED] * 600
+    """A body far larger than one read (libmicrohttpd hands it over in pieces), at the batch limit."""
+    bodies = [CHECK_ALLOWED, CHECK_DENIED] * 500
     data = json.dumps(bodies)
     assert len(data) > 200_000
     r = server.post("/v1/check", data=data, headers={"Content-Type": "application/json"})
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     answers = r.json()
-    assert len(answers) == 1200
+    assert len(answers) == 1000
     assert answers[0]["decision"] == "ALLOW" and answers[1]["decision"] == "DENY"
     assert answers[-2]["decision"] == "ALLOW" and answers[-1]["decision"] == "DENY"
+
+
+def test_batch_over_the_limit_is_400(server):
+    r = server.post("/v1/check", json=[{}] * 1001)
+    assert r.status_code == 400
+    assert json_of(r)["error"]["code"] == "invalid_request"
+
+
+def test_oversized_body_is_413_and_the_server_goes_on(server):
+    r = server.post("/v1/check", data=b"[" + b"{}," * 1_500_000 + b"{}]")
+    assert r.status_code == 413
+    assert server.check(CHECK_ALLOWED)["decision"] == "ALLOW"
+
+
+def test_body_sent_slowly_in_pieces(server):
+    body = json.dumps(CHECK_ALLOWED).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        for i in range(0, len(body), 40):
+            s.sendall(body[i:i + 40])
+            time.sleep(0.02)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data
+    assert json.loads(payload)["decision"] == "ALLOW"
+
+
+def test_chunked_request_body(server):
+    def gen():
+        body = json.dumps([CHECK_ALLOWED, CHECK_DENIED]).encode()
+        for i in range(0, len(body), 100):
+            yield body[i:i + 100]
+    r = server.post("/v1/check", data=gen(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert [a["decision"] for a in r.json()] == ["ALLOW", "DENY"]
+
+
+def test_concurrent_clients(server):
+    """Bounded load from 8 threads: every answer right, nothing dropped."""
+    import concurrent.futures
+
+    def worker(n):
+        sess = requests.Session()
+        wrong = 0
+        for i in range(150):
+            body, want = (CHECK_ALLOWED, "ALLOW") if (i + n) % 2 else (CHECK_DENIED, "DENY")
+            r = sess.post(server.url("/v1/check"), json=body, timeout=10)
+            wrong += r.status_code != 200 or r.json()["decision"] != want
+        sess.close()
+        return wrong
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(worker, range(8))) == 0
+    assert server.get("/healthz").status_code == 200
 
 
 BAD_BODIES = [

@@ -1,0 +1,228 @@
+// In-process decision benchmark: the compiled matcher vs the reference evaluator on generated meshes.
+//
+//   MeshAuthzBench [--size N]... [--seconds S]            measure (one process per size gives clean RSS)
+//   MeshAuthzBench --size N --write-policies DIR          write the mesh's policy files (for `meshauthz serve`)
+//   MeshAuthzBench --size N --write-wrk FILE              write a wrk Lua script of /ext_authz requests
+//
+// Prints a human-readable report and one `ROW|...` line per size for Benchmarks/run.sh.
+#if canImport(Glibc)
+import Glibc
+#endif
+import MeshAuthz
+
+func nanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Resident set size from /proc/self/status, in KiB.
+func residentKiB() -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return -1 }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("VmRSS:") {
+            return Int(text.dropFirst(6).filter { $0.isNumber }) ?? -1
+        }
+    }
+    return -1
+}
+
+func writeFile(_ path: String, _ text: String) {
+    guard let file = fopen(path, "w") else { fatalError("cannot write \(path)") }
+    _ = text.utf8CString.withUnsafeBufferPointer { fputs($0.baseAddress!, file) }
+    fclose(file)
+}
+
+func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
+    sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func format(_ value: Double, _ digits: Int = 1) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    var text = "\(rounded)"
+    if digits == 0, text.hasSuffix(".0") { text.removeLast(2) }
+    return text
+}
+
+/// Timer cost: median of back-to-back readings, subtracted from each single-decision sample.
+func timerOverhead() -> UInt64 {
+    var samples: [UInt64] = []
+    for _ in 0..<100_000 {
+        let a = nanoseconds()
+        let b = nanoseconds()
+        samples.append(b - a)
+    }
+    samples.sort()
+    return percentile(samples, 0.5)
+}
+
+struct Measurement {
+    var median: UInt64
+    var p99: UInt64
+    var perSecond: Double
+    var samples: Int
+}
+
+/// Single decisions timed one by one (median, p99), then a tight loop for decisions per second.
+func measure(_ requests: [CheckRequest], budgetSeconds: Double, maxSamples: Int, overhead: UInt64,
+             _ evaluate: (CheckRequest) -> Decision) -> Measurement {
+    var checksum = 0
+    // Warm up.
+    for request in requests.prefix(min(requests.count, maxSamples / 10 + 1)) { checksum &+= evaluate(request).allowed ? 1 : 0 }
+    var samples: [UInt64] = []
+    samples.reserveCapacity(maxSamples)
+    let deadline = nanoseconds() + UInt64(budgetSeconds * 0.5e9)
+    var i = 0
+    while samples.count < maxSamples && (samples.count < 50 || nanoseconds() < deadline) {
+        let request = requests[i % requests.count]
+        i += 1
+        let start = nanoseconds()
+        let decision = evaluate(request)
+        let end = nanoseconds()
+        checksum &+= decision.allowed ? 1 : 0
+        samples.append(end - start > overhead ? end - start - overhead : 0)
+    }
+    samples.sort()
+    // Throughput: back to back, no timer in the loop.
+    var count = 0
+    let start = nanoseconds()
+    let loopDeadline = start + UInt64(budgetSeconds * 0.5e9)
+    var now = start
+    repeat {
+        for request in requests.prefix(max(1, min(requests.count, maxSamples / 20))) {
+            checksum &+= evaluate(request).allowed ? 1 : 0
+            count += 1
+        }
+        now = nanoseconds()
+    } while now < loopDeadline
+    if checksum == -1 { print("") }  // keeps the work observable
+    return Measurement(median: percentile(samples, 0.5), p99: percentile(samples, 0.99),
+                       perSecond: Double(count) / (Double(now - start) / 1e9), samples: samples.count)
+}
+
+// MARK: Arguments
+
+var sizes: [Int] = []
+var seconds = 4.0
+var writePolicies: String? = nil
+var writeWrk: String? = nil
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--size": sizes.append(Int(arguments.popFirst() ?? "") ?? 0)
+    case "--seconds": seconds = Double(arguments.popFirst() ?? "") ?? seconds
+    case "--write-policies": writePolicies = arguments.popFirst()
+    case "--write-wrk": writeWrk = arguments.popFirst()
+    default:
+        print("usage: MeshAuthzBench [--size N]... [--seconds S] [--write-policies DIR] [--write-wrk FILE]")
+        exit(2)
+    }
+}
+if sizes.isEmpty { sizes = [10, 1000, 10000] }
+
+// MARK: Writing inputs for the HTTP benchmark
+
+if writePolicies != nil || writeWrk != nil {
+    var mesh = Mesh(policies: sizes[0])
+    if let directory = writePolicies {
+        mkdir(directory, 0o755)
+        for file in mesh.policyFiles() { writeFile(directory + "/" + file.name, file.text) }
+        print("wrote \(mesh.policyCount) AuthorizationPolicies in \(mesh.files.count) files to \(directory)")
+    }
+    if let path = writeWrk {
+        // Each wrk request: /ext_authz/<path> with the caller's certificate and the destination workload.
+        var entries: [String] = []
+        for request in mesh.requests(2000) where request.source.principal != nil {
+            let labels = request.destination.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let xfcc = "By=spiffe://cluster.local/ns/\(request.destination.namespace!)/sa/server;URI=\(request.source.principal!)"
+            let path = "/ext_authz" + request.request.path!
+            let tenant = request.request.headers["x-tenant"].map { "[\"x-tenant\"]=\"\($0)\"," } ?? ""
+            entries.append("{\"\(request.request.method!)\",\"\(path)\",{[\"x-forwarded-client-cert\"]=\"\(xfcc)\",[\"x-authz-namespace\"]=\"\(request.destination.namespace!)\",[\"x-authz-workload\"]=\"\(labels)\",[\"host\"]=\"\(request.request.host!)\",\(tenant)}}")
+        }
+        writeFile(path, """
+            -- generated by MeshAuthzBench --write-wrk: /ext_authz requests drawn from the benchmark mesh
+            local requests = {
+            \(entries.joined(separator: ",\n"))
+            }
+            local prepared = {}
+            init = function(args)
+              for i, r in ipairs(requests) do
+                prepared[i] = wrk.format(r[1], r[2], r[3])
+              end
+            end
+            local counter = 0
+            request = function()
+              counter = counter % #prepared + 1
+              return prepared[counter]
+            end
+
+            """)
+        print("wrote \(entries.count) requests to \(path)")
+    }
+    exit(0)
+}
+
+// MARK: Measuring
+
+let overhead = timerOverhead()
+print("timer overhead \(overhead) ns (subtracted from single-decision samples)")
+for size in sizes {
+    let rssStart = residentKiB()
+    var mesh = Mesh(policies: size)
+    let files = mesh.policyFiles()
+    let loadStart = nanoseconds()
+    let set: PolicySet
+    switch PolicyLoader.load(files) {
+    case .success(let loaded): set = loaded
+    case .failure(let failure):
+        print("generated policies do not load: \(failure)")
+        exit(1)
+    }
+    let loadMillis = Double(nanoseconds() - loadStart) / 1e6
+    let rules = set.authorizationPolicies.reduce(0) { $0 + $1.rules.count }
+    let requests = mesh.requests(4096)
+    let rssLoaded = residentKiB()
+
+    // Compile three times, keep the last; report the median time.
+    var compileTimes: [UInt64] = []
+    var compiled: CompiledPolicySet? = nil
+    for _ in 0..<3 {
+        compiled = nil
+        let start = nanoseconds()
+        compiled = CompiledPolicySet(set)
+        compileTimes.append(nanoseconds() - start)
+    }
+    compileTimes.sort()
+    let matcher = compiled!
+    let rssCompiled = residentKiB()
+    let reference = ReferenceEvaluator(set)
+
+    // Agreement on the benchmark's own requests (the differential test is the real check).
+    var disagreements = 0
+    for request in requests.prefix(size >= 10000 ? 300 : 2000) where matcher.evaluate(request) != reference.evaluate(request) {
+        disagreements += 1
+    }
+    let allowedShare = Double(requests.filter { matcher.evaluate($0).allowed }.count) / Double(requests.count)
+
+    let fast = measure(requests, budgetSeconds: seconds, maxSamples: 400_000, overhead: overhead) { matcher.evaluate($0) }
+    let slow = measure(requests, budgetSeconds: seconds, maxSamples: 100_000, overhead: overhead) { reference.evaluate($0) }
+    let stats = matcher.statistics
+    let compileMillis = Double(compileTimes[1]) / 1e6
+    print("""
+
+        == \(set.authorizationPolicies.count) AuthorizationPolicies, \(rules) rules, \(set.peerAuthentications.count) PeerAuthentications
+        load (YAML parse + validate) \(format(loadMillis)) ms; compile median of 3: \(format(compileMillis)) ms
+        compiled: \(stats.scopes) scopes, \(stats.buckets) buckets (\(stats.indexedBuckets) with tries, \(stats.trieBytes / 1024) KiB of tries), \(stats.matchers) matchers, \(stats.arenaBytes / 1024) KiB of pattern bytes
+        RSS: start \(rssStart / 1024) MiB, policies loaded \(rssLoaded / 1024) MiB, + compiled \(rssCompiled / 1024) MiB
+        requests: \(requests.count) distinct, \(format(allowedShare * 100, 0))% allowed; disagreements with the reference: \(disagreements)
+        compiled:  median \(fast.median) ns, p99 \(fast.p99) ns, \(format(fast.perSecond / 1e6, 2)) M decisions/s (\(fast.samples) samples)
+        reference: median \(slow.median) ns, p99 \(slow.p99) ns, \(format(slow.perSecond / 1e3, 1)) k decisions/s (\(slow.samples) samples)
+        speed-up: median \(format(Double(slow.median) / Double(max(fast.median, 1)), 0))x, throughput \(format(fast.perSecond / slow.perSecond, 0))x
+        """)
+    print("ROW|\(set.authorizationPolicies.count)|\(rules)|\(format(loadMillis))|\(format(compileMillis))|\(rssLoaded / 1024)|\(rssCompiled / 1024)|\(fast.median)|\(fast.p99)|\(Int(fast.perSecond))|\(slow.median)|\(slow.p99)|\(Int(slow.perSecond))|\(disagreements)")
+}

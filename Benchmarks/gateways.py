@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Through the same Envoy, side by side in one run: what authorization costs at the gateway.
+
+Targets (all on 127.0.0.1, the same request `GET /api/users` carrying the frontend's identity in XFCC):
+  direct        wrk -> upstream (nginx answering 200 "ok")
+  envoy         wrk -> Envoy (no authorization) -> upstream
+  envoy-rbac    wrk -> Envoy with its built-in `rbac` filter holding the equivalent of api-policy -> upstream
+                (the in-process baseline Istio itself uses; the identity is matched in XFCC, as meshauthz does)
+  ext_authz     wrk -> Envoy, ext_authz to meshauthz over plaintext HTTP -> upstream
+  ext_authz-mtls wrk -> Envoy, ext_authz to meshauthz over mutual TLS -> upstream
+
+One Envoy process serves the four Envoy targets on four listeners (one worker thread); its ext_authz filters and
+meshauthz clusters are taken from examples/envoy/envoy-xfcc.yaml and envoy-mtls.yaml as rendered, so the benchmark
+measures the example configuration. meshauthz serves the bundled policies/ (api-policy). Each target is measured in
+several interleaved rounds (median kept), at N connections for throughput and at 1 connection for the latency a
+lone request pays. By default wrk runs on CPU 0 and every server on CPU 1 (a 2-core machine).
+
+Usage: Benchmarks/gateways.py [--seconds 5] [--rounds 3] [--connections 16] [--json out.json]
+Env: MESHAUTHZ_BIN (else a release build in .build-gw-release is made), ENVOY_BIN, NGINX_BIN.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+import gateways as gw  # noqa: E402
+import yaml  # noqa: E402
+
+FRONTEND = gw.spiffe("default", "frontend-sa")
+XFCC = f"By={gw.GATEWAY_SPIFFE};Hash=5e1f0c0ffee0ddba11ad5eed0123456789abcdef0123456789abcdef01234567;URI={FRONTEND}"
+PATH = "/api/users"
+TARGETS = ["direct", "envoy", "envoy-rbac", "ext_authz", "ext_authz-mtls"]
+
+UPSTREAM_CONF = """
+worker_processes 1;
+error_log ${NGINX_PREFIX}/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path ${NGINX_PREFIX}/client_body;
+    proxy_temp_path ${NGINX_PREFIX}/proxy;
+    fastcgi_temp_path ${NGINX_PREFIX}/fastcgi;
+    uwsgi_temp_path ${NGINX_PREFIX}/uwsgi;
+    scgi_temp_path ${NGINX_PREFIX}/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:${LISTEN_PORT};
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+
+
+def rbac_filter() -> dict:
+    """api-policy as istiod would translate it, except that the principal is read from XFCC (the nearest element's
+    URI=) because in this set-up the identity arrives in that header, not as the TLS peer."""
+    principal = re.escape(FRONTEND)
+    return {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {
+                "action": "ALLOW",
+                "policies": {
+                    "ns[default]-policy[api-policy]-rule[0]": {
+                        "permissions": [{"and_rules": {"rules": [
+                            {"or_rules": {"rules": [
+                                {"header": {"name": ":method", "string_match": {"exact": "GET"}}},
+                                {"header": {"name": ":method", "string_match": {"exact": "POST"}}},
+                            ]}},
+                            {"or_rules": {"rules": [{"url_path": {"path": {"prefix": "/api/"}}}]}},
+                        ]}}],
+                        "principals": [{"and_ids": {"ids": [{"or_ids": {"ids": [{"header": {
+                            "name": "x-forwarded-client-cert",
+                            "string_match": {"safe_regex": {
+                                "regex": f"^(?:.*,)?(?:[^,]*;)?URI={principal}(?:;[^,]*)?$"}},
+                        }}]}}]}}],
+                    },
+                },
+            },
+        },
+    }
+
+
+def http_filters(listener: dict) -> list:
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+
+
+def bootstrap(pki, upstream_port: int, pdp_port: int, pdp_tls_port: int) -> str:
+    """One Envoy, four listeners, built from the examples as rendered."""
+    xfcc = yaml.safe_load(gw.render(gw.EXAMPLES / "envoy" / "envoy-xfcc.yaml", dict(
+        LISTEN_PORT=0, ADMIN_PORT=0, UPSTREAM_PORT=upstream_port, MESHAUTHZ_PORT=pdp_port)))
+    mtls = yaml.safe_load(gw.render(gw.EXAMPLES / "envoy" / "envoy-mtls.yaml", dict(
+        LISTEN_PORT=0, ADMIN_PORT=0, UPSTREAM_PORT=upstream_port, MESHAUTHZ_PORT=pdp_tls_port,
+        INGRESS_CERT=pki["ingress"].cert, INGRESS_KEY=pki["ingress"].key, CLIENT_CA=pki["ca"].ca_path,
+        GATEWAY_CERT=pki["gateway"].cert, GATEWAY_KEY=pki["gateway"].key, MESHAUTHZ_CA=pki["ca"].ca_path)))
+    base = xfcc["static_resources"]["listeners"][0]
+    router = http_filters(base)[-1]
+    ext_plain = http_filters(base)[0]
+    ext_tls = copy.deepcopy(http_filters(mtls["static_resources"]["listeners"][0])[0])
+    ext_tls["typed_config"]["http_service"]["server_uri"]["cluster"] = "meshauthz_tls"
+    tls_cluster = copy.deepcopy(next(c for c in mtls["static_resources"]["clusters"] if c["name"] == "meshauthz"))
+    tls_cluster["name"] = tls_cluster["load_assignment"]["cluster_name"] = "meshauthz_tls"
+
+    listeners = []
+    for name, filters in (("envoy", [router]), ("envoy-rbac", [rbac_filter(), router]),
+                          ("ext_authz", [ext_plain, router]), ("ext_authz-mtls", [ext_tls, router])):
+        ls = copy.deepcopy(base)
+        ls["name"] = name
+        hcm = ls["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["stat_prefix"] = name.replace("-", "_")
+        hcm["http_filters"] = copy.deepcopy(filters)
+        listeners.append(ls)
+    xfcc["static_resources"]["listeners"] = listeners
+    xfcc["static_resources"]["clusters"].append(tls_cluster)
+    return yaml.safe_dump(xfcc, sort_keys=False)
+
+
+def pin(pid: int, cpus: set[int] | None):
+    if not cpus:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def parse_wrk(out: str) -> dict:
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    lat = {}
+    for pct, val, unit in re.findall(r"^\s+(50|75|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M):
+        lat[pct] = float(val) * UNITS[unit] * 1e6  # microseconds
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_us": lat.get("50"), "p99_us": lat.get("99"),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else None}
+
+
+def wrk(port: int, seconds: float, connections: int, cpus: set[int] | None) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "2s",
+           "-H", f"x-forwarded-client-cert: {XFCC}", "-H", "Host: api.example.com", f"http://127.0.0.1:{port}{PATH}"]
+    if cpus:
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    r = parse_wrk(out.stdout)
+    if r["non2xx"]:
+        raise RuntimeError(f"port {port}: {r['non2xx']} non-2xx answers:\n{out.stdout}")
+    return r
+
+
+def find_meshauthz() -> str:
+    env = os.environ.get("MESHAUTHZ_BIN")
+    if env:
+        return env
+    scratch = ROOT / ".build-gw-release"
+    subprocess.run(["swift", "build", "-c", "release", "--scratch-path", str(scratch), "--product", "meshauthz"],
+                   cwd=ROOT, check=True, timeout=1800)
+    bindir = subprocess.run(["swift", "build", "-c", "release", "--scratch-path", str(scratch), "--show-bin-path"],
+                            cwd=ROOT, check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+    return str(pathlib.Path(bindir) / "meshauthz")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--client-cpu", default="0", help="CPUs for wrk ('' = no pinning)")
+    ap.add_argument("--server-cpu", default="1", help="CPUs for Envoy, meshauthz and the upstream ('' = none)")
+    ap.add_argument("--json", default=str(ROOT / "Benchmarks" / "out" / "gateways.json"))
+    a = ap.parse_args()
+    for tool, path in (("wrk", shutil.which("wrk")), ("envoy", gw.envoy_path()), ("nginx", gw.nginx_path())):
+        if not path:
+            print(f"{tool} is missing (make deps)", file=sys.stderr)
+            return 2
+    ncpu = os.cpu_count() or 1
+    client_cpus = {int(c) for c in a.client_cpu.split(",") if c != "" and int(c) < ncpu} or None
+    server_cpus = {int(c) for c in a.server_cpu.split(",") if c != "" and int(c) < ncpu} or None
+    binary = find_meshauthz()
+
+    procs = []
+    work = pathlib.Path(tempfile.mkdtemp(prefix="meshauthz-bench-"))
+    try:
+        ca = gw.Pki(work / "pki")
+        pki = {"ca": ca,
+               "gateway": ca.issue("gateway", uri=gw.GATEWAY_SPIFFE),
+               "ingress": ca.issue("ingress", uri=gw.GATEWAY_SPIFFE, ips=("127.0.0.1",)),
+               "pdp": ca.issue("pdp", uri=gw.PDP_SPIFFE, ips=("127.0.0.1",))}
+        tmpl = work / "upstream.conf.in"
+        tmpl.write_text(UPSTREAM_CONF)
+        upstream = gw.Nginx(tmpl, {}, work / "upstream")
+        procs.append(upstream)
+        policies = ROOT / "policies"
+        pdp = gw.Pdp(binary, policies)
+        procs.append(pdp)
+        targets = list(TARGETS)
+        try:
+            pdp_tls = gw.Pdp(binary, policies, tls=(ca, pki["pdp"], pki["gateway"]),
+                             args=["--trust-xfcc-identity", gw.GATEWAY_SPIFFE])
+            procs.append(pdp_tls)
+            tls_port = pdp_tls.port
+        except gw.GatewayError as e:
+            print(f"meshauthz could not serve mTLS, ext_authz-mtls is left out:\n{e}", file=sys.stderr)
+            targets.remove("ext_authz-mtls")
+            tls_port = gw.free_port()
+        envoy = gw.Envoy(bootstrap(pki, upstream.port, pdp.port, tls_port), work / "envoy", concurrency=1)
+        procs.append(envoy)
+        for p in procs:
+            pin(p.pid, server_cpus)
+        ports = {"direct": upstream.port, **envoy.listeners}
+
+        # every target answers the benchmark request with 200, and the authorizing ones deny another caller
+        for t in targets:
+            r = gw.send(ports[t], "GET", PATH, {"x-forwarded-client-cert": XFCC})
+            assert r.status == 200, (t, r)
+            if t in ("envoy-rbac", "ext_authz", "ext_authz-mtls"):
+                other = XFCC.replace("frontend-sa", "other-sa")
+                r = gw.send(ports[t], "GET", PATH, {"x-forwarded-client-cert": other})
+                assert r.status == 403, (t, r)
+
+        results = {t: {"throughput": [], "latency": []} for t in targets}
+        for t in targets:  # warm-up
+            wrk(ports[t], 1, a.connections, client_cpus)
+        for rnd in range(a.rounds):
+            for t in targets:
+                results[t]["throughput"].append(wrk(ports[t], a.seconds, a.connections, client_cpus))
+                results[t]["latency"].append(wrk(ports[t], a.seconds, 1, client_cpus))
+            print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
+
+        def med(t, kind, key):
+            return statistics.median(x[key] for x in results[t][kind])
+
+        summary = {t: {"rps": med(t, "throughput", "rps"), "p50_us": med(t, "throughput", "p50_us"),
+                       "p99_us": med(t, "throughput", "p99_us"), "lone_rps": med(t, "latency", "rps"),
+                       "lone_p50_us": med(t, "latency", "p50_us"), "lone_p99_us": med(t, "latency", "p99_us")}
+                   for t in targets}
+        rb = summary["envoy-rbac"]
+        print(f"\nwrk -t1 -c{a.connections} (throughput) and -c1 (lone request), {a.seconds:g} s x {a.rounds} rounds, "
+              f"median; wrk on CPU {a.client_cpu or 'any'}, servers on CPU {a.server_cpu or 'any'}\n")
+        print(f"| target | req/s (c={a.connections}) | p50 | p99 | vs RBAC req/s | p99 added vs RBAC "
+              f"| req/s (c=1) | p50 (c=1) | p99 (c=1) | p99 added vs RBAC (c=1) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for t in targets:
+            s = summary[t]
+            print(f"| {t} | {s['rps']:,.0f} | {s['p50_us']:,.0f} µs | {s['p99_us']:,.0f} µs "
+                  f"| {s['rps'] / rb['rps']:.0%} | {s['p99_us'] - rb['p99_us']:+,.0f} µs "
+                  f"| {s['lone_rps']:,.0f} | {s['lone_p50_us']:,.0f} µs | {s['lone_p99_us']:,.0f} µs "
+                  f"| {s['lone_p99_us'] - rb['lone_p99_us']:+,.0f} µs |")
+        print()
+        for t in [x for x in ("ext_authz", "ext_authz-mtls") if x in targets]:
+            s = summary[t]
+            keep = s["rps"] / rb["rps"]
+            added = s["lone_p99_us"] - rb["lone_p99_us"]
+            print(f"{t}: keeps {keep:.0%} of the RBAC path's throughput (target >= 60%: "
+                  f"{'met' if keep >= 0.6 else 'NOT met'}); adds {added:+.0f} µs at p99 for a lone request "
+                  f"(target <= 300 µs: {'met' if added <= 300 else 'NOT met'}); "
+                  f"{s['p99_us'] - rb['p99_us']:+.0f} µs at p99 under c={a.connections}")
+        out = pathlib.Path(a.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"config": vars(a), "summary": summary, "runs": results,
+                                   "envoy": gw.envoy_path(), "meshauthz": binary}, indent=1))
+        print(f"\nraw results: {out}")
+        return 0
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+/// Byte-level forms of Istio's value matchers for the compiled matcher. Envoy compares bytes, so do these:
+/// no `String` comparison (which is Unicode-aware), no allocation.
+
+typealias Bytes = UnsafeBufferPointer<UInt8>
+
+/// A run of bytes in the compiled set's byte arena.
+struct ByteRun: Sendable, Hashable {
+    var start: UInt32
+    var count: UInt32
+    static let empty = ByteRun(start: 0, count: 0)
+}
+
+/// All the pattern bytes of a compiled policy set, in one immutable allocation.
+final class ByteArena: @unchecked Sendable {
+    // Written only in `init`; afterwards read-only, so sharing it between threads is safe.
+    let base: UnsafeMutablePointer<UInt8>
+    let count: Int
+
+    init(_ bytes: [UInt8]) {
+        count = bytes.count
+        base = .allocate(capacity: max(bytes.count, 1))
+        bytes.withUnsafeBufferPointer { source in
+            if let address = source.baseAddress { base.initialize(from: address, count: bytes.count) }
+        }
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    func bytes(_ run: ByteRun) -> Bytes {
+        Bytes(start: base + Int(run.start), count: Int(run.count))
+    }
+}
+
+/// Collects byte runs while compiling; `freeze` makes the arena.
+struct ByteArenaBuilder {
+    var bytes: [UInt8] = []
+    private var interned: [[UInt8]: ByteRun] = [:]
+
+    mutating func add<S: Sequence>(_ sequence: S) -> ByteRun where S.Element == UInt8 {
+        let array = Array(sequence)
+        if let run = interned[array] { return run }
+        let run = ByteRun(start: UInt32(bytes.count), count: UInt32(array.count))
+        bytes.append(contentsOf: array)
+        interned[array] = run
+        return run
+    }
+
+    func freeze() -> ByteArena { ByteArena(bytes) }
+}
+
+@inline(__always)
+func asciiLower(_ byte: UInt8) -> UInt8 {
+    byte &- 65 < 26 ? byte | 0x20 : byte
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    @inline(__always)
+    func equals(_ other: Bytes) -> Bool {
+        guard count == other.count else { return false }
+        if count == 0 { return true }
+        return memcmpBytes(baseAddress!, other.baseAddress!, count)
+    }
+
+    @inline(__always)
+    func hasPrefix(_ prefix: Bytes) -> Bool {
+        guard count >= prefix.count else { return false }
+        if prefix.count == 0 { return true }
+        return memcmpBytes(baseAddress!, prefix.baseAddress!, prefix.count)
+    }
+
+    @inline(__always)
+    func hasSuffix(_ suffix: Bytes) -> Bool {
+        guard count >= suffix.count else { return false }
+        if suffix.count == 0 { return true }
+        return memcmpBytes(baseAddress! + (count - suffix.count), suffix.baseAddress!, suffix.count)
+    }
+
+    /// ASCII case-insensitive forms (`other` is already lower-case).
+    @inline(__always)
+    func equalsLowered(_ lower: Bytes, at offset: Int) -> Bool {
+        for k in 0..<lower.count where asciiLower(self[offset + k]) != lower[k] { return false }
+        return true
+    }
+}
+
+@inline(__always)
+func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    var i = 0
+    while i + 8 <= count {
+        if UnsafeRawPointer(a + i).loadUnaligned(as: UInt64.self) != UnsafeRawPointer(b + i).loadUnaligned(as: UInt64.self) {
+            return false
+        }
+        i += 8
+    }
+    while i < count {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
+}
+
+let spiffeScheme: [UInt8] = Array("spiffe://".utf8)
+
+/// One of Istio's string forms, compiled (istiod's `StringMatcher`, `StringMatcherWithPrefix`,
+/// `HeaderMatcher`, `HostMatcher`).
+struct StringPattern: Sendable, Hashable {
+    enum Kind: UInt8, Sendable {
+        case exact, prefix, suffix
+        /// `*x` on a principal: `spiffe://`, then anything, then `x` (the regex `spiffe://.*x`).
+        case schemeSuffix
+        /// `*` in most fields: present and non-empty.
+        case nonEmpty
+        /// `*` in header-backed fields (methods, hosts, headers): present, possibly empty.
+        case present
+    }
+
+    var kind: Kind
+    /// Compare ASCII case-insensitively (hosts); the pattern bytes are stored lower-case.
+    var lowered: Bool
+    var run: ByteRun
+
+    @inline(__always)
+    func matches(_ value: Bytes, _ arena: ByteArena) -> Bool {
+        let pattern = arena.bytes(run)
+        switch kind {
+        case .present: return true
+        case .nonEmpty: return value.count > 0
+        case .exact:
+            if lowered { return value.count == pattern.count && value.equalsLowered(pattern, at: 0) }
+            return value.equals(pattern)
+        case .prefix:
+            if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: 0) }
+            return value.hasPrefix(pattern)
+        case .suffix:
+            if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: value.count - pattern.count) }
+            return value.hasSuffix(pattern)
+        case .schemeSuffix:
+            guard value.count >= spiffeScheme.count + pattern.count else { return false }
+            for k in 0..<spiffeScheme.count where value[k] != spiffeScheme[k] { return false }
+            return value.hasSuffix(pattern)
+        }
+    }
+
+    /// Reads `value` as istiod does: `*` alone, a leading `*` (suffix), a trailing `*` (prefix), or exact.
+    /// `star` is what a lone `*` means in this field; `scheme` is prepended to exact and prefix forms
+    /// (principals: `spiffe://`), and turns the suffix form into `schemeSuffix`.
+    static func compile(_ value: String, star: Kind, scheme: [UInt8] = [], lowered: Bool = false,
+                        _ arena: inout ByteArenaBuilder) -> StringPattern {
+        var bytes = Array(value.utf8)
+        if lowered { bytes = bytes.map(asciiLower) }
+        if bytes == [UInt8(ascii: "*")] { return StringPattern(kind: star, lowered: false, run: .empty) }
+        if bytes.first == UInt8(ascii: "*") {
+            let kind: Kind = scheme.isEmpty ? .suffix : .schemeSuffix
+            return StringPattern(kind: kind, lowered: lowered, run: arena.add(bytes.dropFirst()))
+        }
+        if bytes.last == UInt8(ascii: "*") {
+            return StringPattern(kind: .prefix, lowered: lowered, run: arena.add(scheme + bytes.dropLast()))
+        }
+        return StringPattern(kind: .exact, lowered: lowered, run: arena.add(scheme + bytes))
+    }
+}
+
+/// A `CIDR` with its mask applied once.
+struct IPBlock: Sendable, Hashable {
+    let isV4: Bool
+    let maskHigh: UInt64
+    let maskLow: UInt64
+    let high: UInt64
+    let low: UInt64
+
+    init(_ cidr: CIDR) {
+        let (maskHigh, maskLow) = CIDR.mask(cidr.prefixLength)
+        self.isV4 = cidr.address.isV4
+        self.maskHigh = maskHigh
+        self.maskLow = maskLow
+        self.high = cidr.address.high & maskHigh
+        self.low = cidr.address.low & maskLow
+    }
+
+    @inline(__always)
+    func contains(_ ip: IPAddress) -> Bool {
+        ip.isV4 == isV4 && (ip.high & maskHigh) == high && (ip.low & maskLow) == low
+    }
+}
+
+/// A path template as a token list over the arena (see `PathTemplate`).
+struct TemplateToken: Sendable, Hashable {
+    enum Kind: UInt8, Sendable { case literal, segment, rest }
+    var kind: Kind
+    var run: ByteRun
+}
+
+enum ByteMatching {
+    /// `PathTemplate.matches`, over bytes: every token in turn, backtracking over the variable lengths.
+    static func template(_ tokens: UnsafeBufferPointer<TemplateToken>, _ path: Bytes, _ arena: ByteArena) -> Bool {
+        templateMatch(tokens, 0, path, 0, arena)
+    }
+
+    private static func templateMatch(_ tokens: UnsafeBufferPointer<TemplateToken>, _ t: Int, _ path: Bytes,
+                                      _ position: Int, _ arena: ByteArena) -> Bool {
+        if t == tokens.count { return position == path.count }
+        let token = tokens[t]
+        switch token.kind {
+        case .literal:
+            let literal = arena.bytes(token.run)
+            guard path.count - position >= literal.count else { return false }
+            if literal.count > 0, !memcmpBytes(path.baseAddress! + position, literal.baseAddress!, literal.count) { return false }
+            return templateMatch(tokens, t + 1, path, position + literal.count, arena)
+        case .segment, .rest:
+            let allowsSlash = token.kind == .rest
+            if allowsSlash, templateMatch(tokens, t + 1, path, position, arena) { return true }
+            var end = position
+            while end < path.count {
+                let byte = path[end]
+                guard PathTemplate.isPathCharacter(byte) || (allowsSlash && byte == UInt8(ascii: "/")) else { return false }
+                end += 1
+                if templateMatch(tokens, t + 1, path, end, arena) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Full match where each `*` of the pattern is any run of bytes (`.*`).
+    static func glob(_ pattern: Bytes, _ value: Bytes) -> Bool {
+        let star = UInt8(ascii: "*")
+        var pi = 0, vi = 0, starP = -1, starV = 0
+        while vi < value.count {
+            if pi < pattern.count && pattern[pi] == star {
+                starP = pi; starV = vi; pi += 1
+            } else if pi < pattern.count && pattern[pi] == value[vi] {
+                pi += 1; vi += 1
+            } else if starP >= 0 {
+                pi = starP + 1; starV += 1; vi = starV
+            } else {
+                return false
+            }
+        }
+        while pi < pattern.count && pattern[pi] == star { pi += 1 }
+        return pi == pattern.count
+    }
+
+    /// `serviceAccounts`: `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`, segment by segment after the scheme.
+    static func serviceAccount(namespace: Bytes, name: Bytes, _ principal: Bytes) -> Bool {
+        guard principal.count > spiffeScheme.count else { return false }
+        for k in 0..<spiffeScheme.count where principal[k] != spiffeScheme[k] { return false }
+        let rest = Bytes(rebasing: principal[spiffeScheme.count...])
+        var segments = 1
+        for byte in rest where byte == UInt8(ascii: "/") { segments += 1 }
+        guard segments >= 5 else { return false }
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: segments + 1) { bounds -> Bool in
+            // Segment i is rest[bounds[i] ..< bounds[i+1] - 1] (the slash excluded).
+            var n = 0
+            bounds[0] = 0
+            for (i, byte) in rest.enumerated() where byte == UInt8(ascii: "/") {
+                n += 1
+                bounds[n] = i + 1
+            }
+            bounds[segments] = rest.count + 1
+            @inline(__always) func segment(_ i: Int) -> Bytes {
+                Bytes(rebasing: rest[bounds[i]..<(bounds[i + 1] - 1)])
+            }
+            @inline(__always) func isWord(_ i: Int, _ a: UInt8, _ b: UInt8) -> Bool {
+                let s = segment(i)
+                return s.count == 2 && s[0] == a && s[1] == b
+            }
+            for nsIndex in 1..<(segments - 1) where isWord(nsIndex, UInt8(ascii: "n"), UInt8(ascii: "s")) && segment(nsIndex + 1).equals(namespace) {
+                // `.+` before `/ns/`: not a single empty segment.
+                if nsIndex == 1 && segment(0).isEmpty { continue }
+                var saIndex = nsIndex + 2
+                while saIndex < segments - 1 {
+                    // `(.+/|)`: nothing, or something non-empty then a slash.
+                    let gapOK = !(saIndex == nsIndex + 3 && segment(nsIndex + 2).isEmpty)
+                    if gapOK && isWord(saIndex, UInt8(ascii: "s"), UInt8(ascii: "a")) && segment(saIndex + 1).equals(name) {
+                        // `(/.+)?`: nothing after, or a slash then something non-empty.
+                        let afterOK = saIndex + 2 == segments || !(saIndex + 3 == segments && segment(segments - 1).isEmpty)
+                        if afterOK { return true }
+                    }
+                    saIndex += 1
+                }
+            }
+            return false
+        }
+    }
+
+    /// The trust domain of a principal: between `spiffe://` and the next `/`; nil when there is none.
+    static func trustDomain(_ principal: Bytes) -> Bytes? {
+        guard principal.count >= spiffeScheme.count else { return nil }
+        for k in 0..<spiffeScheme.count where principal[k] != spiffeScheme[k] { return nil }
+        var i = spiffeScheme.count
+        while i < principal.count {
+            if principal[i] == UInt8(ascii: "/") { return Bytes(rebasing: principal[spiffeScheme.count..<i]) }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Calls `body` with each space-separated non-empty word of `text` (Envoy's space-delimited claims).
+    static func words(_ text: Bytes, _ body: (Bytes) -> Bool) -> Bool {
+        var start = 0
+        var i = 0
+        while i <= text.count {
+            if i == text.count || text[i] == UInt8(ascii: " ") {
+                if i > start, body(Bytes(rebasing: text[start..<i])) { return true }
+                start = i + 1
+            }
+            i += 1
+        }
+        return false
+    }
+}
+
+extension String {
+    /// The UTF-8 bytes, without copying when the string is native (it always is on Linux).
+    @inline(__always)
+    func withBytes<R>(_ body: (Bytes) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        let copy = Array(utf8)
+        return copy.withUnsafeBufferPointer(body)
+    }
+}

@@ -1,0 +1,209 @@
+/// A small JSON writer appending UTF-8 to a byte buffer, without Foundation.
+///
+/// Commas are placed automatically: call `key(_:)` before each member value of an object and the
+/// value writers in sequence inside arrays. Strings are escaped as RFC 8259 requires (`"`, `\` and
+/// the control characters U+0000–U+001F; `\n`, `\r`, `\t`, `\b`, `\f` in their short form, the
+/// others as `\u00XX`); everything else, non-ASCII included, is copied as UTF-8.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    /// Whether the next member or element needs a comma before it.
+    private var needsComma = false
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    // MARK: Structure
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(0x7B)
+        needsComma = false
+    }
+
+    public mutating func endObject() {
+        bytes.append(0x7D)
+        needsComma = true
+    }
+
+    public mutating func beginArray() {
+        separate()
+        bytes.append(0x5B)
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(0x5D)
+        needsComma = true
+    }
+
+    /// An object member's key; the value written next is its value.
+    public mutating func key(_ name: String) {
+        separate()
+        appendQuoted(name)
+        bytes.append(0x3A)
+        needsComma = false
+    }
+
+    // MARK: Values
+
+    public mutating func string(_ value: String) {
+        separate()
+        appendQuoted(value)
+        needsComma = true
+    }
+
+    public mutating func string(_ value: Substring) {
+        separate()
+        appendQuoted(value)
+        needsComma = true
+    }
+
+    public mutating func optionalString(_ value: String?) {
+        if let value { string(value) } else { null() }
+    }
+
+    public mutating func bool(_ value: Bool) {
+        separate()
+        if value {
+            bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])  // true
+        } else {
+            bytes.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65])  // false
+        }
+        needsComma = true
+    }
+
+    public mutating func null() {
+        separate()
+        bytes.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+        needsComma = true
+    }
+
+    public mutating func number(_ value: Int) {
+        separate()
+        appendInteger(value)
+        needsComma = true
+    }
+
+    /// Integral values within ±2^53 are written without a fraction (`100`, `-0`); other finite
+    /// values in the shortest form that reads back the same (`0.1`, `1e+300`); NaN and infinities,
+    /// which JSON cannot express, as `null`.
+    public mutating func number(_ value: Double) {
+        separate()
+        if !value.isFinite {
+            bytes.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+        } else if value.rounded(.towardZero) == value && abs(value) <= 9_007_199_254_740_992 {
+            if value == 0 && value.sign == .minus { bytes.append(0x2D) }
+            appendInteger(Int(value))
+        } else {
+            bytes.append(contentsOf: value.description.utf8)
+        }
+        needsComma = true
+    }
+
+    /// Any `JSONValue`; object members in key order so that the output is deterministic.
+    public mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: null()
+        case .bool(let flag): bool(flag)
+        case .number(let numeric): number(numeric)
+        case .string(let text): string(text)
+        case .array(let elements):
+            beginArray()
+            for element in elements { self.value(element) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for name in members.keys.sorted() {
+                key(name)
+                self.value(members[name]!)
+            }
+            endObject()
+        }
+    }
+
+    /// Bytes that already form one complete JSON value (e.g. an encoded sub-document).
+    public mutating func rawValue(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
+    // MARK: Internals
+
+    @inline(__always)
+    private mutating func separate() {
+        if needsComma { bytes.append(0x2C) }
+    }
+
+    private mutating func appendInteger(_ value: Int) {
+        if value < 0 { bytes.append(0x2D) }
+        var magnitude = value.magnitude
+        if magnitude < 10 {
+            bytes.append(0x30 + UInt8(magnitude))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for the 20 digits of UInt64.max
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var position = buffer.count
+            while magnitude > 0 {
+                position -= 1
+                buffer[position] = 0x30 + UInt8(magnitude % 10)
+                magnitude /= 10
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[position...]))
+        }
+    }
+
+    private mutating func appendQuoted(_ text: String) {
+        var text = text
+        text.withUTF8 { appendQuoted($0) }
+    }
+
+    private mutating func appendQuoted(_ text: Substring) {
+        var text = text
+        text.withUTF8 { appendQuoted($0) }
+    }
+
+    private mutating func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>) {
+        bytes.append(0x22)
+        var runStart = 0
+        var index = 0
+        let count = utf8.count
+        while index < count {
+            let byte = utf8[index]
+            if byte >= 0x20 && byte != 0x22 && byte != 0x5C {
+                index += 1
+                continue
+            }
+            if runStart < index { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
+            bytes.append(0x5C)
+            switch byte {
+            case 0x22: bytes.append(0x22)
+            case 0x5C: bytes.append(0x5C)
+            case 0x0A: bytes.append(0x6E)  // n
+            case 0x0D: bytes.append(0x72)  // r
+            case 0x09: bytes.append(0x74)  // t
+            case 0x08: bytes.append(0x62)  // b
+            case 0x0C: bytes.append(0x66)  // f
+            default:
+                let low = byte & 0x0F
+                bytes.append(contentsOf: [0x75, 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
+            }
+            index += 1
+            runStart = index
+        }
+        if runStart < count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<count])) }
+        bytes.append(0x22)
+    }
+}
+
+extension JSONValue {
+    /// The value serialized by `JSONWriter` (object keys sorted).
+    public var jsonBytes: [UInt8] {
+        var writer = JSONWriter(capacity: 64)
+        writer.value(self)
+        return writer.bytes
+    }
+}

@@ -1,0 +1,553 @@
+/// Why a `POST /v1/check` body was refused (answered with 400).
+public struct RequestError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// `invalid_json` when the body is not JSON at all, `invalid_request` when it is JSON of the wrong shape.
+    public var code: String
+    public var message: String
+    /// Dotted path of the offending field (`source.ip`, `[2].destination.port` in a batch), when there is one.
+    public var field: String?
+
+    public init(code: String, message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    public static let invalidJSON = "invalid_json"
+    public static let invalidRequest = "invalid_request"
+
+    public static func invalidJSON(_ error: JSONParseError) -> RequestError {
+        RequestError(code: invalidJSON, message: "malformed JSON at \(error)")
+    }
+
+    public static func invalidRequest(_ message: String, field: String?) -> RequestError {
+        RequestError(code: invalidRequest, message: message, field: field)
+    }
+
+    public var description: String {
+        field.map { "\(code): \($0): \(message)" } ?? "\(code): \(message)"
+    }
+}
+
+/// A `POST /v1/check` body: one request object, or an array of them answered in order.
+public enum CheckRequestBody: Sendable, Hashable {
+    case single(CheckRequest)
+    case batch([CheckRequest])
+}
+
+extension CheckRequest {
+    /// The most requests one batch may carry.
+    public static let maxBatchSize = 1000
+
+    /// Decodes a `POST /v1/check` body: a JSON object, or an array of at most `maxBatchSize` objects
+    /// (an empty array is valid and answered with `[]`). The size limit of the body is the caller's.
+    ///
+    /// The body is read in one pass straight into `CheckRequest`s (only `claims` become `JSONValue`s), with
+    /// the same strictness as `JSONParser` (a body that parser refuses is `invalid_json`, whatever else is
+    /// wrong with it) and the shape rules of `decode(_:)`.
+    public static func decodeBody(_ bytes: [UInt8]) throws(RequestError) -> CheckRequestBody {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(RequestError) -> CheckRequestBody in
+            try RequestBodyDecoder.decode(buffer)
+        }
+    }
+
+    /// Decodes one request object of the `/v1/check` shape:
+    ///
+    ///     {"source": {"principal": str, "namespace": str, "ip": str, "remoteIp": str,
+    ///                 "requestPrincipal": str, "mtls": bool},
+    ///      "destination": {"namespace": str, "labels": {str: str}, "port": int, "ip": str},
+    ///      "request": {"method": str, "path": str, "host": str, "headers": {str: str}, "claims": {...}},
+    ///      "connection": {"sni": str}}
+    ///
+    /// Every key is optional and `null` means absent; any other key, or a value of another type, is an
+    /// error naming the field. Choices made here:
+    /// - `port` is judged by its value, since a JSON number has no separate integer type: it must be
+    ///   integral and within 0...65535, so `8080`, `8080.0` and `8.08e3` are port 8080 and `-0` is
+    ///   port 0, while `80.5`, `-1` and `70000` are errors;
+    /// - IP addresses must parse with `IPAddress` (dotted IPv4 without leading zeros, or IPv6);
+    /// - `principal` must not be empty (an empty one would read as the principal `spiffe://`: omit it
+    ///   or send `null` for "no principal");
+    /// - header names are case-insensitive, so two names differing only in case are an error rather
+    ///   than one silently replacing the other (the same reasoning as duplicate JSON keys);
+    /// - when several fields are wrong, the one reported is the least key at each level (object members
+    ///   have no meaningful order), so a body always gets the same error.
+    public static func decode(_ value: JSONValue) throws(RequestError) -> CheckRequest {
+        guard case .object = value else {
+            throw RequestError.invalidRequest("a request must be a JSON object, not \(value.kindName)", field: nil)
+        }
+        // One implementation of the rules: the value is written out and read back by the body decoder.
+        guard case .single(let request) = try decodeBody(value.jsonBytes) else {
+            preconditionFailure("an object decodes to a single request")
+        }
+        return request
+    }
+
+    // MARK: Field readers (shared by every field of the same type)
+
+    static func unknownField(_ field: String, expected: String) -> RequestError {
+        RequestError.invalidRequest("unknown field (expected one of: \(expected))", field: field)
+    }
+
+    static func wrongType(_ value: JSONValue, _ field: String, expected: String) -> RequestError {
+        RequestError.invalidRequest("expected \(expected), got \(value.kindName)", field: field)
+    }
+
+    static func optionalObject(_ value: JSONValue,
+                               _ field: @autoclosure () -> String) throws(RequestError) -> [String: JSONValue]? {
+        switch value {
+        case .null: return nil
+        case .object(let members): return members
+        default: throw wrongType(value, field(), expected: "an object")
+        }
+    }
+
+    static func optionalString(_ value: JSONValue, _ field: @autoclosure () -> String) throws(RequestError) -> String? {
+        switch value {
+        case .null: return nil
+        case .string(let text): return text
+        default: throw wrongType(value, field(), expected: "a string")
+        }
+    }
+
+    static func optionalBool(_ value: JSONValue, _ field: @autoclosure () -> String) throws(RequestError) -> Bool? {
+        switch value {
+        case .null: return nil
+        case .bool(let flag): return flag
+        default: throw wrongType(value, field(), expected: "true or false")
+        }
+    }
+
+    static func optionalIP(_ value: JSONValue, _ field: @autoclosure () -> String) throws(RequestError) -> IPAddress? {
+        guard let text = try optionalString(value, field()) else { return nil }
+        guard let address = IPAddress(text) else {
+            throw RequestError.invalidRequest("\"\(text)\" is not an IPv4 or IPv6 address", field: field())
+        }
+        return address
+    }
+
+    static func optionalPort(_ value: JSONValue, _ field: @autoclosure () -> String) throws(RequestError) -> Int? {
+        switch value {
+        case .null: return nil
+        case .number(let number):
+            guard number.rounded(.towardZero) == number, number >= 0, number <= 65535 else {
+                let written = number.rounded(.towardZero) == number && abs(number) < 1e15
+                    ? String(Int(number)) : String(number)
+                throw RequestError.invalidRequest("a port is an integer from 0 to 65535, got \(written)", field: field())
+            }
+            return Int(number)
+        default: throw wrongType(value, field(), expected: "an integer port")
+        }
+    }
+}
+
+/// Where a field is: the element of a batch (if any) and the keys leading to it. Only spelled out for errors.
+struct FieldLocation {
+    let element: Int?
+
+    func field(_ components: String...) -> String {
+        var path = element.map { "[\($0)]" } ?? ""
+        for component in components { path = FieldPath.join(path, component) }
+        return path
+    }
+}
+
+/// Reads `/v1/check` bodies from bytes in one pass (see `CheckRequest.decodeBody`). Syntax errors are
+/// thrown at once (`invalid_json`); shape errors are collected while reading goes on, so that a syntax
+/// error further on still wins, and reported at the end.
+struct RequestBodyDecoder {
+    var cursor: JSONParser.Cursor
+
+    /// The shape error to report, once the whole body has been read.
+    var failure: RequestError?
+
+    static func decode(_ buffer: UnsafeBufferPointer<UInt8>) throws(RequestError) -> CheckRequestBody {
+        var decoder = RequestBodyDecoder(cursor: JSONParser.Cursor(buffer, maxDepth: JSONParser.defaultMaxDepth))
+        let body: CheckRequestBody
+        do throws(JSONParseError) {
+            body = try decoder.body()
+        } catch {
+            throw .invalidJSON(error)
+        }
+        if let failure = decoder.failure { throw failure }
+        return body
+    }
+
+    /// The body, or (with `failure` set) an empty batch.
+    mutating func body() throws(JSONParseError) -> CheckRequestBody {
+        try cursor.beginDocument()
+        switch cursor.current {
+        case UInt8(ascii: "{"):
+            let (request, requestFailure) = try request(FieldLocation(element: nil))
+            try cursor.endDocument()
+            failure = requestFailure
+            return .single(request)
+        case UInt8(ascii: "["):
+            try cursor.enterContainer()
+            var requests: [CheckRequest] = []
+            var elementFailure: RequestError?
+            var count = 0
+            var first = true
+            while try cursor.nextElement(first: &first) {
+                let position = count
+                count += 1
+                if count > CheckRequest.maxBatchSize || elementFailure != nil {
+                    _ = try cursor.parseValue()  // still checked as JSON, no longer decoded
+                    continue
+                }
+                if cursor.current == UInt8(ascii: "{") {
+                    let (request, requestFailure) = try request(FieldLocation(element: position))
+                    if let requestFailure { elementFailure = requestFailure } else { requests.append(request) }
+                } else {
+                    let value = try cursor.parseValue()
+                    elementFailure = .invalidRequest("a request must be a JSON object, not \(value.kindName)",
+                                                     field: "[\(position)]")
+                }
+            }
+            try cursor.endDocument()
+            if count > CheckRequest.maxBatchSize {
+                failure = .invalidRequest(
+                    "a batch holds at most \(CheckRequest.maxBatchSize) requests, this one has \(count)", field: nil)
+            } else {
+                failure = elementFailure
+            }
+            return .batch(failure == nil ? requests : [])
+        default:
+            let value = try cursor.parseValue()
+            try cursor.endDocument()
+            failure = .invalidRequest(
+                "the body must be a request object or an array of them, not \(value.kindName)", field: nil)
+            return .batch([])
+        }
+    }
+
+    /// Per object: which known keys were seen (duplicates are a JSON error, as in `JSONParser`), the
+    /// unknown ones, and the failure to report.
+    struct Members {
+        var seen: UInt32 = 0
+        var unknown: [String] = []
+        var failure = FirstFailure()
+
+        mutating func record(_ key: String, _ error: RequestError?) {
+            if let error { failure.record(key, error) }
+        }
+    }
+
+    /// Called after each member's value.
+    mutating func checkDuplicate(_ key: JSONParser.Cursor.Key, known: Int?,
+                                 _ members: inout Members) throws(JSONParseError) {
+        if let known {
+            let bit: UInt32 = 1 << UInt32(known)
+            if members.seen & bit != 0 { throw cursor.duplicateKey(key.string(cursor.base), at: key.offset) }
+            members.seen |= bit
+        } else {
+            let name = key.string(cursor.base)
+            if members.unknown.contains(name) { throw cursor.duplicateKey(name, at: key.offset) }
+            members.unknown.append(name)
+        }
+    }
+
+    mutating func skipUnknown(_ key: JSONParser.Cursor.Key, _ members: inout Members,
+                              _ field: (String) -> String, expected: String) throws(JSONParseError) {
+        let name = key.string(cursor.base)
+        _ = try cursor.parseValue()
+        members.record(name, CheckRequest.unknownField(field(name), expected: expected))
+    }
+
+    /// At a member value that should be an object or null: true at `{`; otherwise the value is consumed
+    /// (null is absent, anything else a recorded error).
+    mutating func objectFollows(_ key: String, _ members: inout Members,
+                                _ field: @autoclosure () -> String) throws(JSONParseError) -> Bool {
+        if cursor.current == UInt8(ascii: "{") { return true }
+        let value = try cursor.parseValue()
+        if case .null = value { return false }
+        members.record(key, CheckRequest.wrongType(value, field(), expected: "an object"))
+        return false
+    }
+
+    static let requestKeys: [StaticString] = ["source", "destination", "request", "connection"]
+
+    mutating func request(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest, RequestError?) {
+        try cursor.enterContainer()
+        var request = CheckRequest()
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
+            let known = key.index(in: Self.requestKeys, cursor.base)
+            switch known {
+            case 0:
+                if try objectFollows("source", &members, location.field("source")) {
+                    let (peer, failure) = try source(location)
+                    request.source = peer
+                    members.record("source", failure)
+                }
+            case 1:
+                if try objectFollows("destination", &members, location.field("destination")) {
+                    let (workload, failure) = try destination(location)
+                    request.destination = workload
+                    members.record("destination", failure)
+                }
+            case 2:
+                if try objectFollows("request", &members, location.field("request")) {
+                    let (http, failure) = try http(location)
+                    request.request = http
+                    members.record("request", failure)
+                }
+            case 3:
+                if try objectFollows("connection", &members, location.field("connection")) {
+                    let (connection, failure) = try connection(location)
+                    request.connection = connection
+                    members.record("connection", failure)
+                }
+            default:
+                try skipUnknown(key, &members, { location.field($0) }, expected: "source, destination, request, connection")
+            }
+            try checkDuplicate(key, known: known, &members)
+        }
+        return (request, members.failure.error)
+    }
+
+    static let sourceKeys: [StaticString] = ["principal", "namespace", "ip", "remoteIp", "requestPrincipal", "mtls"]
+    static let sourceNames = ["principal", "namespace", "ip", "remoteIp", "requestPrincipal", "mtls"]
+
+    mutating func source(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Peer, RequestError?) {
+        try cursor.enterContainer()
+        var principal: String?
+        var namespace: String?
+        var ip: IPAddress?
+        var remoteIP: IPAddress?
+        var requestPrincipal: String?
+        var mtls: Bool?
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
+            let known = key.index(in: Self.sourceKeys, cursor.base)
+            if let known {
+                let name = Self.sourceNames[known]
+                let value = try cursor.parseValue()
+                do throws(RequestError) {
+                    switch known {
+                    case 0:
+                        principal = try CheckRequest.optionalString(value, location.field("source", name))
+                        if principal?.isEmpty == true {
+                            throw RequestError.invalidRequest(
+                                "must not be empty: omit it or use null for a request without a principal",
+                                field: location.field("source", name))
+                        }
+                    case 1: namespace = try CheckRequest.optionalString(value, location.field("source", name))
+                    case 2: ip = try CheckRequest.optionalIP(value, location.field("source", name))
+                    case 3: remoteIP = try CheckRequest.optionalIP(value, location.field("source", name))
+                    case 4: requestPrincipal = try CheckRequest.optionalString(value, location.field("source", name))
+                    default: mtls = try CheckRequest.optionalBool(value, location.field("source", name))
+                    }
+                } catch {
+                    members.record(name, error)
+                }
+            } else {
+                try skipUnknown(key, &members, { location.field("source", $0) },
+                                expected: "principal, namespace, ip, remoteIp, requestPrincipal, mtls")
+            }
+            try checkDuplicate(key, known: known, &members)
+        }
+        let peer = CheckRequest.Peer(principal: principal, namespace: namespace, ip: ip, remoteIP: remoteIP,
+                                     requestPrincipal: requestPrincipal, mtls: mtls)
+        return (peer, members.failure.error)
+    }
+
+    static let destinationKeys: [StaticString] = ["namespace", "labels", "port", "ip"]
+
+    mutating func destination(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Workload, RequestError?) {
+        try cursor.enterContainer()
+        var workload = CheckRequest.Workload()
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
+            let known = key.index(in: Self.destinationKeys, cursor.base)
+            switch known {
+            case 0, 2, 3:
+                let name = known == 0 ? "namespace" : known == 2 ? "port" : "ip"
+                let value = try cursor.parseValue()
+                do throws(RequestError) {
+                    switch known {
+                    case 0: workload.namespace = try CheckRequest.optionalString(value, location.field("destination", name))
+                    case 2: workload.port = try CheckRequest.optionalPort(value, location.field("destination", name))
+                    default: workload.ip = try CheckRequest.optionalIP(value, location.field("destination", name))
+                    }
+                } catch {
+                    members.record(name, error)
+                }
+            case 1:
+                if let labels = try stringMap("labels", &members, caseInsensitive: false,
+                                              { location.field("destination", "labels", $0) },
+                                              location.field("destination", "labels")) {
+                    workload.labels = labels
+                }
+            default:
+                try skipUnknown(key, &members, { location.field("destination", $0) }, expected: "namespace, labels, port, ip")
+            }
+            try checkDuplicate(key, known: known, &members)
+        }
+        return (workload, members.failure.error)
+    }
+
+    static let httpKeys: [StaticString] = ["method", "path", "host", "headers", "claims"]
+    static let httpNames = ["method", "path", "host", "headers", "claims"]
+
+    mutating func http(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.HTTP, RequestError?) {
+        try cursor.enterContainer()
+        var method: String?
+        var target: String?
+        var host: String?
+        var headers: [String: String] = [:]
+        var claims: [String: JSONValue]?
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
+            let known = key.index(in: Self.httpKeys, cursor.base)
+            if known == 3 {
+                if let map = try stringMap("headers", &members, caseInsensitive: true,
+                                           { location.field("request", "headers", $0) },
+                                           location.field("request", "headers")) {
+                    headers = map
+                }
+            } else if let known {
+                let name = Self.httpNames[known]
+                let value = try cursor.parseValue()
+                do throws(RequestError) {
+                    switch known {
+                    case 0: method = try CheckRequest.optionalString(value, location.field("request", name))
+                    case 1: target = try CheckRequest.optionalString(value, location.field("request", name))
+                    case 2: host = try CheckRequest.optionalString(value, location.field("request", name))
+                    default: claims = try CheckRequest.optionalObject(value, location.field("request", name))
+                    }
+                } catch {
+                    members.record(name, error)
+                }
+            } else {
+                try skipUnknown(key, &members, { location.field("request", $0) },
+                                expected: "method, path, host, headers, claims")
+            }
+            try checkDuplicate(key, known: known, &members)
+        }
+        let http = CheckRequest.HTTP(method: method, path: target, host: host, headers: headers, claims: claims)
+        return (http, members.failure.error)
+    }
+
+    static let connectionKeys: [StaticString] = ["sni"]
+
+    mutating func connection(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Connection, RequestError?) {
+        try cursor.enterContainer()
+        var connection = CheckRequest.Connection()
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
+            let known = key.index(in: Self.connectionKeys, cursor.base)
+            if known != nil {
+                let value = try cursor.parseValue()
+                do throws(RequestError) {
+                    connection.sni = try CheckRequest.optionalString(value, location.field("connection", "sni"))
+                } catch {
+                    members.record("sni", error)
+                }
+            } else {
+                try skipUnknown(key, &members, { location.field("connection", $0) }, expected: "sni")
+            }
+            try checkDuplicate(key, known: known, &members)
+        }
+        return (connection, members.failure.error)
+    }
+
+    static func lowercasedHeaderName(_ name: String) -> String {
+        name.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5A) || $0 >= 0x80 }) ? name.lowercased() : name
+    }
+
+    /// `{str: str}` (labels, headers); `null` is the empty map. Nil when the value is wrong (recorded).
+    mutating func stringMap(_ key: String, _ members: inout Members, caseInsensitive: Bool,
+                            _ entryField: (String) -> String,
+                            _ field: @autoclosure () -> String) throws(JSONParseError) -> [String: String]? {
+        guard cursor.current == UInt8(ascii: "{") else {
+            let value = try cursor.parseValue()
+            if case .null = value { return [:] }
+            members.record(key, CheckRequest.wrongType(value, field(), expected: "an object"))
+            return nil
+        }
+        try cursor.enterContainer()
+        // Labels are keyed by name; headers by lower-cased name (`originals` remembers the few names that
+        // were not written in lower case, to tell a JSON duplicate from two spellings of one header).
+        var result: [String: String] = [:]
+        var originals: [String: String] = [:]
+        var rejected: [String] = []
+        var failure = FirstFailure()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let entry = try cursor.readKey()
+            let name = entry.string(cursor.base)
+            let value = try cursor.parseValue()
+            if rejected.contains(name) { throw cursor.duplicateKey(name, at: entry.offset) }
+            let stored = caseInsensitive ? Self.lowercasedHeaderName(name) : name
+            if result[stored] != nil {
+                let existingName = caseInsensitive ? originals[stored] ?? stored : stored
+                if existingName == name { throw cursor.duplicateKey(name, at: entry.offset) }
+                let (earlier, later) = existingName < name ? (existingName, name) : (name, existingName)
+                failure.record(name, RequestError.invalidRequest(
+                    "\"\(earlier)\" and \"\(later)\" name the same header (names are case-insensitive)",
+                    field: entryField(stored)))
+                rejected.append(name)
+                continue
+            }
+            guard case .string(let text) = value else {
+                failure.record(name, CheckRequest.wrongType(value, entryField(name), expected: "a string"))
+                rejected.append(name)
+                continue
+            }
+            if caseInsensitive && stored != name { originals[stored] = name }
+            result[stored] = text
+        }
+        if let error = failure.error {
+            members.record(key, error)
+            return nil
+        }
+        return result
+    }
+}
+
+/// Dotted field paths: `source.ip`, `[2].destination.port`.
+enum FieldPath {
+    static func join(_ path: String, _ key: String) -> String {
+        path.isEmpty ? key : path + "." + key
+    }
+}
+
+/// Members of a JSON object come out of a dictionary in no particular order; to report the same error
+/// for the same body every time, the failure of the least key wins.
+struct FirstFailure {
+    private var key: String?
+    private(set) var error: RequestError?
+
+    mutating func record(_ key: String, _ error: RequestError) {
+        if let current = self.key, current <= key { return }
+        self.key = key
+        self.error = error
+    }
+
+    func check() throws(RequestError) {
+        if let error { throw error }
+    }
+}
+
+extension JSONValue {
+    /// What kind of value this is, for error messages ("a string", "an array", ...).
+    var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}

@@ -1,0 +1,215 @@
+/// Envoy's `x-forwarded-client-cert` (XFCC) header, parsed.
+///
+/// Format (Envoy docs, configuration/http/http_conn_man/headers: "x-forwarded-client-cert"): the value is
+/// a comma-separated list of elements, one per proxy hop, each proxy appending its own at the end. An
+/// element is a `;`-separated list of `Key=Value` pairs with the keys `By` (the SAN of the proxy's own
+/// certificate: never the caller), `Hash`, `Cert`, `Chain`, `Subject`, `URI` and `DNS` (may repeat).
+/// Keys are case-insensitive, values case-sensitive. A value containing `,`, `;` or `=` is double-quoted,
+/// with `"` inside written as `\"`; Envoy always quotes `Subject`, `Cert` and `Chain`
+/// (`source/common/http/conn_manager_utility.cc`, `mutateXfccRequestHeader`). Example with mTLS and
+/// `set_current_client_cert_details: {uri: true}`: `By=spiffe://.../gw;Hash=ab12...;URI=spiffe://cluster.local/ns/a/sa/b`.
+///
+/// Parsing choices: spaces and tabs around elements, pairs and keys are ignored (proxies joining
+/// several header lines add `", "`); inside quotes a backslash takes the next character literally when
+/// scanning for the closing quote, and only `\"` is unescaped (a `Subject` in RFC 2253 form keeps its own
+/// `\,` escapes). A header that does not follow the format (an unterminated quote, a pair without `=`,
+/// text after a closing quote) is rejected as a whole by `init(header:)`; `principal(fromHeader:)` reads
+/// only the last element, so that what precedes it (client-controlled with `APPEND_FORWARD`) cannot hide it.
+public struct ForwardedClientCert: Sendable, Hashable {
+    public struct Pair: Sendable, Hashable {
+        public var key: String
+        public var value: String
+        public init(key: String, value: String) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// One element per proxy hop, in header order: the last is the one the nearest proxy added.
+    public var elements: [[Pair]]
+
+    public init(elements: [[Pair]]) {
+        self.elements = elements
+    }
+
+    /// Parses a header value; nil when it is malformed or empty.
+    public init?(header: Substring) {
+        var header = header
+        guard let elements = header.withUTF8({ ForwardedClientCert.parseElements($0) }), !elements.isEmpty else {
+            return nil
+        }
+        self.elements = elements
+    }
+
+    public init?(header: String) {
+        self.init(header: header[...])
+    }
+
+    /// The values of `key` (case-insensitive) in element `index`, in order.
+    public func values(_ key: String, ofElement index: Int) -> [String] {
+        guard elements.indices.contains(index) else { return [] }
+        return elements[index].filter { ForwardedClientCert.keyEquals($0.key, key) }.map(\.value)
+    }
+
+    /// The first `URI=` of element `index`, nil when it has none or an empty one.
+    public func uri(ofElement index: Int) -> String? {
+        guard elements.indices.contains(index) else { return nil }
+        for pair in elements[index] where ForwardedClientCert.keyEquals(pair.key, "URI") {
+            return pair.value.isEmpty ? nil : pair.value
+        }
+        return nil
+    }
+
+    /// The caller's identity: the `URI=` of the last element, the one the nearest proxy added about the
+    /// peer it verified. Never a `By=` (that is the proxy's own identity), never an earlier element
+    /// (anyone upstream of the nearest proxy, the client included, can write those). A certificate with
+    /// several URI SANs yields the first, as Envoy lists them in certificate order and Istio's
+    /// `source.principal` is the first. Nil when the last element has no non-empty `URI=` or when the
+    /// header is malformed. Whether the header is believed at all (who sent it) is the caller's decision.
+    public var principal: String? {
+        guard !elements.isEmpty else { return nil }
+        return uri(ofElement: elements.count - 1)
+    }
+
+    /// The principal of a raw header value, as `principal` would give it, but robust to what came before
+    /// the last element: only the last element is located (scanning back from the end of the header to
+    /// the first comma outside quotes) and parsed. With `forward_client_cert_details: APPEND_FORWARD`
+    /// everything before that comma is the client's to write; were a malformed prefix (an unbalanced
+    /// quote, say) able to make the whole header unparseable, a caller could shed its principal and slip
+    /// past a DENY rule keyed on it.
+    public static func principal(fromHeader header: Substring) -> String? {
+        var header = header
+        return header.withUTF8 { bytes -> String? in
+            guard let start = lastElementStart(bytes),
+                  let pairs = parseElement(UnsafeBufferPointer(rebasing: bytes[start...])) else { return nil }
+            for pair in pairs where keyEquals(pair.key, "URI") {
+                return pair.value.isEmpty ? nil : pair.value
+            }
+            return nil
+        }
+    }
+
+    public static func principal(fromHeader header: String) -> String? {
+        principal(fromHeader: header[...])
+    }
+
+    // MARK: Parsing
+
+    static func keyEquals(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
+    }
+
+    private static let comma = UInt8(ascii: ",")
+    private static let semicolon = UInt8(ascii: ";")
+    private static let equals = UInt8(ascii: "=")
+    private static let quote = UInt8(ascii: "\"")
+    private static let backslash = UInt8(ascii: "\\")
+
+    @inline(__always)
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+
+    /// Splits at commas outside quotes and parses each element; nil if any is malformed.
+    static func parseElements(_ bytes: UnsafeBufferPointer<UInt8>) -> [[Pair]]? {
+        var elements: [[Pair]] = []
+        var start = 0
+        var index = 0
+        var quoted = false
+        let count = bytes.count
+        while index <= count {
+            if index == count || (!quoted && bytes[index] == comma) {
+                guard let pairs = parseElement(UnsafeBufferPointer(rebasing: bytes[start..<index])) else { return nil }
+                elements.append(pairs)
+                start = index + 1
+            } else if bytes[index] == backslash && quoted {
+                index += 1  // the escaped character cannot close the quote
+            } else if bytes[index] == quote {
+                quoted.toggle()
+            }
+            index += 1
+        }
+        return quoted ? nil : elements
+    }
+
+    /// Where the last element starts: after the last comma outside quotes, scanning backwards. A quote
+    /// preceded by an odd number of backslashes is escaped. Nil when the quotes of the tail do not balance.
+    static func lastElementStart(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var quoted = false
+        var index = bytes.count - 1
+        while index >= 0 {
+            let byte = bytes[index]
+            if byte == quote {
+                var backslashes = 0
+                while index - backslashes - 1 >= 0 && bytes[index - backslashes - 1] == backslash { backslashes += 1 }
+                if backslashes % 2 == 0 { quoted.toggle() }
+            } else if byte == comma && !quoted {
+                return index + 1
+            }
+            index -= 1
+        }
+        return quoted ? nil : 0
+    }
+
+    /// One element: `Key=Value` pairs separated by `;`. Nil when malformed (no `=`, an empty key, an
+    /// unterminated quote, text after a closing quote, a quote inside an unquoted value, a bare comma).
+    static func parseElement(_ bytes: UnsafeBufferPointer<UInt8>) -> [Pair]? {
+        var pairs: [Pair] = []
+        var index = 0
+        let count = bytes.count
+        func skipSpaces() {
+            while index < count && isSpace(bytes[index]) { index += 1 }
+        }
+        while true {
+            skipSpaces()
+            let keyStart = index
+            while index < count, bytes[index] != equals, bytes[index] != semicolon, bytes[index] != comma,
+                  bytes[index] != quote {
+                index += 1
+            }
+            var keyEnd = index
+            while keyEnd > keyStart && isSpace(bytes[keyEnd - 1]) { keyEnd -= 1 }
+            guard index < count, bytes[index] == equals, keyEnd > keyStart else { return nil }
+            let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[keyStart..<keyEnd]), as: UTF8.self)
+            index += 1  // =
+            skipSpaces()
+            let value: String
+            if index < count && bytes[index] == quote {
+                index += 1
+                var unescaped: [UInt8] = []
+                var closed = false
+                while index < count {
+                    let byte = bytes[index]
+                    if byte == quote {
+                        closed = true
+                        index += 1
+                        break
+                    }
+                    if byte == backslash && index + 1 < count {
+                        let next = bytes[index + 1]
+                        if next != quote { unescaped.append(byte) }
+                        unescaped.append(next)
+                        index += 2
+                        continue
+                    }
+                    unescaped.append(byte)
+                    index += 1
+                }
+                guard closed else { return nil }
+                value = String(decoding: unescaped, as: UTF8.self)
+                skipSpaces()
+                guard index == count || bytes[index] == semicolon else { return nil }
+            } else {
+                let valueStart = index
+                while index < count, bytes[index] != semicolon {
+                    if bytes[index] == quote || bytes[index] == comma { return nil }
+                    index += 1
+                }
+                var valueEnd = index
+                while valueEnd > valueStart && isSpace(bytes[valueEnd - 1]) { valueEnd -= 1 }
+                value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+            }
+            pairs.append(Pair(key: key, value: value))
+            if index == count { return pairs }
+            index += 1  // ;
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import Logging
+import MeshAuthz
+import MicroHTTPD
+
+/// How `/ext_authz` fills in what the gateway does not say.
+public struct ExtAuthzDefaults: Sendable {
+    /// Destination namespace when there is no `x-authz-namespace` header (nil: none).
+    public var namespace: String?
+    /// Destination workload labels when there is no `x-authz-workload` header.
+    public var labels: [String: String]
+
+    public init(namespace: String? = nil, labels: [String: String] = [:]) {
+        self.namespace = namespace
+        self.labels = labels
+    }
+}
+
+/// The HTTP API: maps each `HTTPRequest` to its `HTTPResponse`.
+///
+/// - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/policies`
+/// - `POST /v1/check` (one request object or an array)
+/// - `/ext_authz` and `/ext_authz/<path>`, any method (see `ExtAuthz`)
+public final class API: Sendable {
+    public let store: PolicyStore
+    public let metrics: Metrics
+    public let defaults: ExtAuthzDefaults
+    let logger: Logger
+    let logDecisions: Bool
+
+    public init(store: PolicyStore, metrics: Metrics, defaults: ExtAuthzDefaults = ExtAuthzDefaults(),
+                logger: Logger, logDecisions: Bool = false) {
+        self.store = store
+        self.metrics = metrics
+        self.defaults = defaults
+        self.logger = logger
+        self.logDecisions = logDecisions
+    }
+
+    /// The server's handler.
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        let (endpoint, response) = route(request)
+        metrics.recordHTTP(endpoint, status: response.status)
+        return response
+    }
+
+    func route(_ request: HTTPRequest) -> (Metrics.Endpoint, HTTPResponse) {
+        let path = request.rawPath
+        if path.utf8.starts(with: "/ext_authz".utf8) {
+            let rest = path.dropFirst("/ext_authz".count)
+            if rest.isEmpty {
+                return (.extAuthz, extAuthz(request, forwardedPath: nil))
+            }
+            if rest.first == "/" {
+                // `/ext_authz/<rest>` is the original `/<rest>`, query included.
+                let target = request.rawTarget.dropFirst("/ext_authz".count)
+                return (.extAuthz, extAuthz(request, forwardedPath: target))
+            }
+        }
+        switch path {
+        case "/v1/check":
+            return (.check, check(request))
+        case "/healthz":
+            return (.healthz, onlyGET(request) ?? Self.json(Self.healthBody))
+        case "/readyz":
+            return (.readyz, onlyGET(request) ?? readyz())
+        case "/metrics":
+            if let refused = onlyGET(request) { return (.metrics, refused) }
+            let text = metrics.render(state: store.current)
+            return (.metrics, HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                           body: text))
+        case "/v1/policies":
+            return (.policies, onlyGET(request) ?? policies())
+        default:
+            return (.notFound, Self.error(404, code: "not_found", "no such endpoint: \(path)"))
+        }
+    }
+
+    // MARK: /v1/check
+
+    func check(_ request: HTTPRequest) -> HTTPResponse {
+        guard request.method == "POST" else {
+            return Self.error(405, code: "method_not_allowed", "/v1/check accepts POST only, not \(request.method)",
+                              headers: [("Allow", "POST")])
+        }
+        let body: CheckRequestBody
+        do {
+            body = try CheckRequest.decodeBody(request.body)
+        } catch {
+            return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
+        }
+        switch body {
+        case .single(let one):
+            let decision = store.withCurrent { decide(one, $0) }
+            if logDecisions { logDecision(decision, one, via: "/v1/check") }
+            return HTTPResponse.json(bytes: decision.jsonBytes)
+        case .batch(let many):
+            let decisions = store.withCurrent { state in many.map { decide($0, state) } }
+            if logDecisions {
+                for (one, decision) in zip(many, decisions) { logDecision(decision, one, via: "/v1/check") }
+            }
+            return HTTPResponse.json(bytes: Decision.jsonBytes(decisions))
+        }
+    }
+
+    /// Decides under `state`, timing the engine and counting the result.
+    @inline(__always)
+    func decide(_ request: CheckRequest, _ state: PolicyState) -> Decision {
+        let started = monotonicNanoseconds()
+        let decision = state.evaluate(request)
+        metrics.recordDecision(allowed: decision.allowed, nanoseconds: monotonicNanoseconds() &- started)
+        return decision
+    }
+
+    func logDecision(_ decision: Decision, _ request: CheckRequest, via endpoint: String) {
+        let rule = decision.rule?.description ?? "-"
+        let method = request.request.method ?? "-"
+        let path = request.request.path ?? "-"
+        let principal = request.source.principal ?? "-"
+        let namespace = request.destination.namespace ?? "-"
+        logger.info("""
+            decision \(decision.allowed ? "ALLOW" : "DENY") \(decision.stage.rawValue) rule=\(rule) via=\(endpoint) \
+            method=\(method) path=\(path) principal=\(principal) destination=\(namespace)
+            """)
+    }
+
+    // MARK: Operations
+
+    static let healthBody: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
+
+    func readyz() -> HTTPResponse {
+        let state = store.current
+        var w = JSONWriter(capacity: 512)
+        w.beginObject()
+        guard let loaded = state.loaded else {
+            w.key("status")
+            w.string("not ready")
+            w.key("error")
+            (state.lastError ?? LoadError(errors: [], at: .now())).writeJSON(into: &w)
+            w.endObject()
+            return HTTPResponse.json(bytes: w.bytes, status: 503)
+        }
+        w.key("status")
+        w.string("ready")
+        w.key("policies")
+        w.number(loaded.policySet.authorizationPolicies.count)
+        w.key("peerAuthentications")
+        w.number(loaded.policySet.peerAuthentications.count)
+        w.key("loadedAt")
+        w.string(loaded.loadedAt.rfc3339)
+        w.key("generation")
+        w.number(loaded.generation)
+        w.key("lastReloadError")
+        if let error = state.lastError { error.writeJSON(into: &w) } else { w.null() }
+        w.endObject()
+        return HTTPResponse.json(bytes: w.bytes)
+    }
+
+    func policies() -> HTTPResponse {
+        let state = store.current
+        var w = JSONWriter(capacity: 4096)
+        w.beginObject()
+        w.key("policies")
+        w.beginArray()
+        if let set = state.loaded?.policySet {
+            for policy in set.authorizationPolicies {
+                w.beginObject()
+                w.key("namespace"); w.string(policy.id.namespace)
+                w.key("name"); w.string(policy.id.name)
+                w.key("kind"); w.string("AuthorizationPolicy")
+                w.key("action"); w.string(policy.action.rawValue)
+                w.key("rules"); w.number(policy.rules.count)
+                w.key("file"); w.string(policy.location.file)
+                w.key("dryRun"); w.bool(policy.dryRun)
+                w.endObject()
+            }
+            for peer in set.peerAuthentications {
+                w.beginObject()
+                w.key("namespace"); w.string(peer.id.namespace)
+                w.key("name"); w.string(peer.id.name)
+                w.key("kind"); w.string("PeerAuthentication")
+                w.key("action"); w.null()
+                w.key("rules"); w.number(0)
+                w.key("file"); w.string(peer.location.file)
+                w.key("dryRun"); w.bool(false)
+                w.endObject()
+            }
+        }
+        w.endArray()
+        w.endObject()
+        return HTTPResponse.json(bytes: w.bytes)
+    }
+
+    // MARK: Helpers
+
+    /// nil for GET/HEAD, else a 405.
+    func onlyGET(_ request: HTTPRequest) -> HTTPResponse? {
+        if request.method == "GET" || request.method == "HEAD" { return nil }
+        return Self.error(405, code: "method_not_allowed", "\(request.rawPath) accepts GET only, not \(request.method)",
+                          headers: [("Allow", "GET, HEAD")])
+    }
+
+    static func json(_ bytes: [UInt8], status: Int = 200) -> HTTPResponse {
+        HTTPResponse.json(bytes: bytes, status: status)
+    }
+
+    /// `{"error": {"code": ..., "message": ..., "field": null}}`, the shape of a 400.
+    static func error(_ status: Int, code: String, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse.json(bytes: RequestError(code: code, message: message).jsonBytes, status: status, headers: headers)
+    }
+}

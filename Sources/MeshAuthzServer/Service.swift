@@ -1,0 +1,137 @@
+import Logging
+import MeshAuthz
+import MicroHTTPD
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Everything `meshauthz serve` is told.
+public struct ServeConfiguration: Sendable {
+    public var policyDirectory: String
+    public var host: String
+    public var port: UInt16
+    public var mesh: MeshOptions
+    public var defaults: ExtAuthzDefaults
+    public var engine: EngineKind
+    /// Seconds between looks at the policy directory; 0 disables polling (SIGHUP still reloads).
+    public var reloadInterval: Double
+    public var logDecisions: Bool
+    public var threads: Int
+    public var connectionTimeoutSeconds: UInt32
+    public var maxBodyBytes: Int
+
+    public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, defaults: ExtAuthzDefaults,
+                engine: EngineKind = .reference, reloadInterval: Double = 1, logDecisions: Bool = false,
+                threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20) {
+        self.policyDirectory = policyDirectory
+        self.host = host
+        self.port = port
+        self.mesh = mesh
+        self.defaults = defaults
+        self.engine = engine
+        self.reloadInterval = reloadInterval
+        self.logDecisions = logDecisions
+        self.threads = threads
+        self.connectionTimeoutSeconds = connectionTimeoutSeconds
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// `meshauthz serve`: load, listen, then wait for signals on the calling (main) thread, polling the
+/// policy directory between them. SIGHUP reloads; SIGINT/SIGTERM stop the server cleanly.
+public enum Service {
+    /// The signals the main thread waits for; blocked in every thread.
+    static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts afterwards.
+    /// Call before anything starts a thread.
+    public static func blockSignals() {
+        TerminationSignals.block()
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Runs until SIGINT/SIGTERM; returns the process exit code (0 after a clean stop, 1 if the server
+    /// could not start). Call `blockSignals()` first.
+    public static func run(_ config: ServeConfiguration, logger: Logger) -> Int32 {
+        let store = PolicyStore()
+        let metrics = Metrics()
+        let reloader = Reloader(directory: config.policyDirectory, options: config.mesh, engine: config.engine,
+                                store: store, metrics: metrics, logger: logger)
+        reloader.poll()
+
+        let api = API(store: store, metrics: metrics, defaults: config.defaults, logger: logger,
+                      logDecisions: config.logDecisions)
+        let serverLogger = logger
+        let httpConfig = HTTPServerConfiguration(
+            host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
+            maxBodyBytes: config.maxBodyBytes, threadPoolSize: config.threads,
+            errorLogger: { message in serverLogger.warning("libmicrohttpd: \(message)") })
+        let server = HTTPServer(configuration: httpConfig) { request in api.handle(request) }
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot start the HTTP server: \(error)")
+            return 1
+        }
+        let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
+        logger.info("listening on http://\(shownHost):\(server.boundPort) (policies: \(config.policyDirectory))")
+
+        let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger)
+        logger.info("received \(signalName(signal)), stopping")
+        server.stop()
+        logger.info("stopped")
+        return 0
+    }
+
+    /// Waits for SIGINT/SIGTERM, reloading on SIGHUP and polling every `interval` seconds meanwhile.
+    static func waitLoop(reloader: Reloader, interval: Double, logger: Logger) -> Int32 {
+        var set = signalSet()
+        let polling = interval > 0
+        let wait = polling ? interval : 3600
+        var timeout = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
+        while true {
+            let received = sigtimedwait(&set, nil, &timeout)
+            if received == SIGINT || received == SIGTERM { return received }
+            if received == SIGHUP {
+                logger.info("received SIGHUP, reloading policies")
+                reloader.reload(why: "SIGHUP")
+                continue
+            }
+            if received < 0 && errno != EAGAIN && errno != EINTR {
+                // Not expected; fall back to plain waiting so a stop signal is still honoured.
+                logger.error("sigtimedwait failed: \(errnoText()); polling stopped")
+                var plain = signalSet()
+                while true {
+                    var signal: Int32 = 0
+                    if sigwait(&plain, &signal) == 0 {
+                        if signal == SIGHUP { reloader.reload(why: "SIGHUP"); continue }
+                        return signal
+                    }
+                }
+            }
+            if polling { reloader.poll() }
+        }
+    }
+
+    static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handledSignals { sigaddset(&set, s) }
+        return set
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGINT: return "SIGINT"
+        case SIGTERM: return "SIGTERM"
+        case SIGHUP: return "SIGHUP"
+        default: return "signal \(signal)"
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import MeshAuthz
+import MeshAuthzServer
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decide one request (or a JSON array of requests) read from a file or standard input.",
+        discussion: """
+            Prints the decision JSON (an array for an array), the same as POST /v1/check answers. \
+            Exit status: 0 allowed (every request of an array), 1 denied, 2 bad input or bad policies \
+            (errors on standard error, as FILE:LINE:COL: FIELD: message for policy files).
+            """)
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    @Option(name: .long, help: ArgumentHelp("Request JSON file (default: standard input; - too).", valueName: "file"))
+    var request: String?
+
+    @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
+    var engine: String = "reference"
+
+    func validate() throws {
+        guard EngineKind(rawValue: engine) != nil else {
+            throw ValidationError("--engine must be one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh)
+        let set: PolicySet
+        switch result {
+        case .success(let loaded):
+            set = loaded
+        case .failure(let failure):
+            for error in failure.errors { printError(error.description) }
+            printError("meshauthz check: the policy set in \(policyOptions.policies) is invalid (\(failure.errors.count) error(s))")
+            throw ExitCode(2)
+        }
+
+        let input: [UInt8]
+        switch readAll(path: request == "-" ? nil : request) {
+        case .success(let bytes): input = bytes
+        case .failure(let error):
+            printError("meshauthz check: cannot read the request: \(error)")
+            throw ExitCode(2)
+        }
+        let body: CheckRequestBody
+        do {
+            body = try CheckRequest.decodeBody(input)
+        } catch {
+            printError("meshauthz check: bad request: \(error.description)")
+            throw ExitCode(2)
+        }
+
+        let evaluator = (EngineKind(rawValue: engine) ?? .reference).makeEngine(set)
+        let allowed: Bool
+        var output: [UInt8]
+        switch body {
+        case .single(let one):
+            let decision = evaluator.evaluate(one)
+            allowed = decision.allowed
+            output = decision.jsonBytes
+        case .batch(let many):
+            let decisions = many.map(evaluator.evaluate)
+            allowed = decisions.allSatisfy(\.allowed)
+            output = Decision.jsonBytes(decisions)
+        }
+        output.append(0x0A)
+        writeStandardOutput(output)
+        if !allowed { throw ExitCode(1) }
+    }
+}

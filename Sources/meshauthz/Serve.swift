@@ -1,0 +1,116 @@
+import ArgumentParser
+import Logging
+import MeshAuthz
+import MeshAuthzServer
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve decisions over HTTP (/v1/check, /ext_authz) from a policy directory, reloading it on change.",
+        discussion: """
+            Logs one line "listening on http://HOST:PORT" once the socket accepts connections (port 0 picks a \
+            free port and the line names it). While the policy set is invalid or missing, /readyz answers 503 \
+            and every decision denies; a reload that fails keeps the last good set serving. SIGHUP reloads; \
+            SIGTERM or SIGINT stop cleanly (exit 0).
+            """)
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on; port 0 picks a free one.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "/ext_authz: destination namespace when the request has no x-authz-namespace header (empty: none).",
+        valueName: "namespace"))
+    var defaultNamespace: String = "default"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "/ext_authz: destination workload labels (k=v,k=v) when the request has no x-authz-workload header.",
+        valueName: "labels"))
+    var defaultWorkload: String = ""
+
+    @Flag(name: .long, help: "Log every decision (result, stage, rule id, method, path, principal).")
+    var logDecisions = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds between looks at the policy directory for changes (0: only on SIGHUP).", valueName: "seconds"))
+    var reloadInterval: Double = 1
+
+    @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
+    var engine: String = "reference"
+
+    @Option(name: .long, help: ArgumentHelp("HTTP event-loop threads.", valueName: "n"))
+    var threads: Int = 2
+
+    @Option(name: .long, help: ArgumentHelp("Idle connections are closed after this many seconds.", valueName: "seconds"))
+    var connectionTimeout: UInt32 = 60
+
+    @Option(name: .long, help: ArgumentHelp("Largest accepted request body (413 above).", valueName: "bytes"))
+    var maxBodyBytes: Int = 4 << 20
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        _ = try parseListen(listen)
+        guard parseWorkloadLabels(defaultWorkload) != nil else {
+            throw ValidationError("--default-workload must be k=v pairs separated by commas, not \"\(defaultWorkload)\"")
+        }
+        guard EngineKind(rawValue: engine) != nil else {
+            throw ValidationError("--engine must be one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard reloadInterval >= 0, reloadInterval.isFinite else { throw ValidationError("--reload-interval must be >= 0") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
+        guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must be >= 0") }
+    }
+
+    func run() throws {
+        // Before any thread exists, so that every thread inherits the mask and only the main thread
+        // receives SIGINT/SIGTERM/SIGHUP (through sigtimedwait).
+        Service.blockSignals()
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "meshauthz")
+
+        let (host, port) = try parseListen(listen)
+        let config = ServeConfiguration(
+            policyDirectory: policyOptions.policies, host: host, port: port, mesh: policyOptions.mesh,
+            defaults: ExtAuthzDefaults(namespace: defaultNamespace.isEmpty ? nil : defaultNamespace,
+                                       labels: parseWorkloadLabels(defaultWorkload) ?? [:]),
+            engine: EngineKind(rawValue: engine) ?? .reference,
+            reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
+            connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes)
+        let code = Service.run(config, logger: logger)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces).
+func parseListen(_ text: String) throws -> (host: String, port: UInt16) {
+    let host: Substring
+    let portText: Substring
+    if text.hasPrefix("[") {
+        guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+            throw ValidationError("--listen must be HOST:PORT or [IPv6]:PORT, not \"\(text)\"")
+        }
+        host = text[text.index(after: text.startIndex)..<close]
+        portText = text[text.index(close, offsetBy: 2)...]
+    } else {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ValidationError("--listen must be HOST:PORT, not \"\(text)\"")
+        }
+        host = text[..<colon]
+        portText = text[text.index(after: colon)...]
+    }
+    guard let port = UInt16(portText) else {
+        throw ValidationError("--listen: \"\(portText)\" is not a port number (0-65535; 0 picks a free one)")
+    }
+    return (host.isEmpty ? "0.0.0.0" : String(host), port)
+}
