@@ -111,6 +111,7 @@ var sizes: [Int] = []
 var seconds = 4.0
 var writePolicies: String? = nil
 var writeWrk: String? = nil
+var onlyCompiled = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -118,6 +119,7 @@ while let argument = arguments.popFirst() {
     case "--seconds": seconds = Double(arguments.popFirst() ?? "") ?? seconds
     case "--write-policies": writePolicies = arguments.popFirst()
     case "--write-wrk": writeWrk = arguments.popFirst()
+    case "--only-compiled": onlyCompiled = true  // for profiling
     default:
         print("usage: MeshAuthzBench [--size N]... [--seconds S] [--write-policies DIR] [--write-wrk FILE]")
         exit(2)
@@ -210,7 +212,8 @@ for size in sizes {
     let allowedShare = Double(requests.filter { matcher.evaluate($0).allowed }.count) / Double(requests.count)
 
     let fast = measure(requests, budgetSeconds: seconds, maxSamples: 400_000, overhead: overhead) { matcher.evaluate($0) }
-    let slow = measure(requests, budgetSeconds: seconds, maxSamples: 100_000, overhead: overhead) { reference.evaluate($0) }
+    let slow = onlyCompiled ? fast
+        : measure(requests, budgetSeconds: seconds, maxSamples: 100_000, overhead: overhead) { reference.evaluate($0) }
     let stats = matcher.statistics
     let compileMillis = Double(compileTimes[1]) / 1e6
     print("""

@@ -53,3 +53,17 @@ def test_case_files_present():
     assert len([n for n in names if n.startswith("oracle/")]) >= 18
     assert "oracle/derived/allow-path-no-star.yaml" in names
     assert len(CASES) >= 275 * len(ENGINES)
+
+
+@pytest.mark.parametrize("name", ["conformance", "oracle"])
+def test_fixtures_are_copies_of_the_shared_cases(name):
+    """Tests/fixtures/{conformance,oracle} are copies of ../shared/*: refresh them when the shared ones change."""
+    shared = harness.ROOT.parent / "shared" / name
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is not beside this checkout")
+    ours = harness.FIXTURES / name
+    files = lambda d: {str(p.relative_to(d)): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa: E731
+    theirs, mine = files(shared), files(ours)
+    assert sorted(theirs) == sorted(mine), f"cp -r {shared}/. {ours}/ to refresh"
+    changed = [f for f in theirs if theirs[f] != mine[f]]
+    assert not changed, f"differ from {shared}: {changed}"

@@ -80,12 +80,14 @@ public struct ForwardedClientCert: Sendable, Hashable {
     public static func principal(fromHeader header: Substring) -> String? {
         var header = header
         return header.withUTF8 { bytes -> String? in
-            guard let start = lastElementStart(bytes),
-                  let pairs = parseElement(UnsafeBufferPointer(rebasing: bytes[start...])) else { return nil }
-            for pair in pairs where keyEquals(pair.key, "URI") {
-                return pair.value.isEmpty ? nil : pair.value
+            guard let start = lastElementStart(bytes) else { return nil }
+            let element = UnsafeBufferPointer(rebasing: bytes[start...])
+            var uri: RawPair?
+            let wellFormed = scanElement(element) { pair in
+                if uri == nil && pair.keyIs("uri", in: element) { uri = pair }
             }
-            return nil
+            guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return nil }
+            return uri.value(in: element)
         }
     }
 
@@ -98,12 +100,6 @@ public struct ForwardedClientCert: Sendable, Hashable {
     static func keyEquals(_ a: String, _ b: String) -> Bool {
         a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
     }
-
-    private static let comma = UInt8(ascii: ",")
-    private static let semicolon = UInt8(ascii: ";")
-    private static let equals = UInt8(ascii: "=")
-    private static let quote = UInt8(ascii: "\"")
-    private static let backslash = UInt8(ascii: "\\")
 
     @inline(__always)
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
@@ -149,17 +145,65 @@ public struct ForwardedClientCert: Sendable, Hashable {
         return quoted ? nil : 0
     }
 
-    /// One element: `Key=Value` pairs separated by `;`. Nil when malformed (no `=`, an empty key, an
-    /// unterminated quote, text after a closing quote, a quote inside an unquoted value, a bare comma).
+    /// One element as `Pair`s; nil when malformed (see `scanElement`).
     static func parseElement(_ bytes: UnsafeBufferPointer<UInt8>) -> [Pair]? {
         var pairs: [Pair] = []
+        let wellFormed = scanElement(bytes) { pair in
+            let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[pair.keyStart..<pair.keyEnd]), as: UTF8.self)
+            pairs.append(Pair(key: key, value: pair.value(in: bytes)))
+        }
+        return wellFormed ? pairs : nil
+    }
+
+    /// Byte ranges of one `Key=Value` pair; a quoted value's range is inside the quotes, still escaped.
+    struct RawPair {
+        var keyStart: Int
+        var keyEnd: Int
+        var valueStart: Int
+        var valueEnd: Int
+        var hasEscape: Bool
+
+        /// Case-insensitive comparison of the key with a lower-case ASCII name.
+        func keyIs(_ name: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard keyEnd - keyStart == name.utf8CodeUnitCount else { return false }
+            let expected = name.utf8Start
+            for offset in 0..<(keyEnd - keyStart) {
+                var byte = bytes[keyStart + offset]
+                if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+                if byte != expected[offset] { return false }
+            }
+            return true
+        }
+
+        /// The value, with `\"` unescaped in a quoted value (other backslashes are kept).
+        func value(in bytes: UnsafeBufferPointer<UInt8>) -> String {
+            let raw = UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+            guard hasEscape else { return String(decoding: raw, as: UTF8.self) }
+            var unescaped: [UInt8] = []
+            unescaped.reserveCapacity(raw.count)
+            var index = 0
+            while index < raw.count {
+                if raw[index] == backslash && index + 1 < raw.count {
+                    if raw[index + 1] != quote { unescaped.append(backslash) }
+                    unescaped.append(raw[index + 1])
+                    index += 2
+                } else {
+                    unescaped.append(raw[index])
+                    index += 1
+                }
+            }
+            return String(decoding: unescaped, as: UTF8.self)
+        }
+    }
+
+    /// Scans one element: `Key=Value` pairs separated by `;`, calling `visit` for each. False when
+    /// malformed (no `=`, an empty key, an unterminated quote, text after a closing quote, a quote inside
+    /// an unquoted value, a bare comma, an empty pair).
+    static func scanElement(_ bytes: UnsafeBufferPointer<UInt8>, _ visit: (RawPair) -> Void) -> Bool {
         var index = 0
         let count = bytes.count
-        func skipSpaces() {
-            while index < count && isSpace(bytes[index]) { index += 1 }
-        }
         while true {
-            skipSpaces()
+            while index < count && isSpace(bytes[index]) { index += 1 }
             let keyStart = index
             while index < count, bytes[index] != equals, bytes[index] != semicolon, bytes[index] != comma,
                   bytes[index] != quote {
@@ -167,49 +211,50 @@ public struct ForwardedClientCert: Sendable, Hashable {
             }
             var keyEnd = index
             while keyEnd > keyStart && isSpace(bytes[keyEnd - 1]) { keyEnd -= 1 }
-            guard index < count, bytes[index] == equals, keyEnd > keyStart else { return nil }
-            let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[keyStart..<keyEnd]), as: UTF8.self)
+            guard index < count, bytes[index] == equals, keyEnd > keyStart else { return false }
             index += 1  // =
-            skipSpaces()
-            let value: String
+            while index < count && isSpace(bytes[index]) { index += 1 }
+            var pair = RawPair(keyStart: keyStart, keyEnd: keyEnd, valueStart: index, valueEnd: index, hasEscape: false)
             if index < count && bytes[index] == quote {
                 index += 1
-                var unescaped: [UInt8] = []
+                pair.valueStart = index
                 var closed = false
                 while index < count {
                     let byte = bytes[index]
                     if byte == quote {
                         closed = true
-                        index += 1
                         break
                     }
                     if byte == backslash && index + 1 < count {
-                        let next = bytes[index + 1]
-                        if next != quote { unescaped.append(byte) }
-                        unescaped.append(next)
+                        pair.hasEscape = true
                         index += 2
                         continue
                     }
-                    unescaped.append(byte)
                     index += 1
                 }
-                guard closed else { return nil }
-                value = String(decoding: unescaped, as: UTF8.self)
-                skipSpaces()
-                guard index == count || bytes[index] == semicolon else { return nil }
+                guard closed else { return false }
+                pair.valueEnd = index
+                index += 1  // closing quote
+                while index < count && isSpace(bytes[index]) { index += 1 }
+                guard index == count || bytes[index] == semicolon else { return false }
             } else {
-                let valueStart = index
                 while index < count, bytes[index] != semicolon {
-                    if bytes[index] == quote || bytes[index] == comma { return nil }
+                    if bytes[index] == quote || bytes[index] == comma { return false }
                     index += 1
                 }
                 var valueEnd = index
-                while valueEnd > valueStart && isSpace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-                value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+                while valueEnd > pair.valueStart && isSpace(bytes[valueEnd - 1]) { valueEnd -= 1 }
+                pair.valueEnd = valueEnd
             }
-            pairs.append(Pair(key: key, value: value))
-            if index == count { return pairs }
+            visit(pair)
+            if index == count { return true }
             index += 1  // ;
         }
     }
 }
+
+private let comma = UInt8(ascii: ",")
+private let semicolon = UInt8(ascii: ";")
+private let equals = UInt8(ascii: "=")
+private let quote = UInt8(ascii: "\"")
+private let backslash = UInt8(ascii: "\\")

@@ -126,21 +126,27 @@ public enum PathNormalization {
     }
 
     static func normalize(_ raw: Substring, _ split: Split) -> NormalizedPath? {
-        let utf8 = raw.utf8
-        func slice(_ from: Int, _ to: Int) -> Substring {
-            let start = utf8.index(utf8.startIndex, offsetBy: from)
-            let end = utf8.index(start, offsetBy: to - from)
-            return raw[start..<end]
+        var path = raw
+        var query: Substring?
+        var fragment: Substring?
+        if split.queryStart != nil || split.fragmentStart != nil {
+            // Offsets are in UTF-8 code units; everything before `?`/`#` is ASCII here.
+            let utf8 = raw.utf8
+            let pathEnd = utf8.index(utf8.startIndex, offsetBy: split.pathEnd)
+            path = raw[..<pathEnd]
+            let afterDelimiter = utf8.index(after: pathEnd)
+            if let queryStart = split.queryStart {
+                let queryEnd = utf8.index(afterDelimiter, offsetBy: split.queryEnd - queryStart)
+                query = raw[afterDelimiter..<queryEnd]
+                if split.fragmentStart != nil { fragment = raw[utf8.index(after: queryEnd)...] }
+            } else {
+                fragment = raw[afterDelimiter...]
+            }
         }
-        let query = split.queryStart.map { slice($0, split.queryEnd) }
-        let fragment = split.fragmentStart.map { slice($0, utf8.count) }
         if !split.needsWork {
-            return NormalizedPath(path: slice(0, split.pathEnd), query: query, fragment: fragment)
+            return NormalizedPath(path: path, query: query, fragment: fragment)
         }
-        var raw = raw
-        guard let bytes = raw.withUTF8({ rewrite(UnsafeBufferPointer(rebasing: $0[0..<split.pathEnd])) }) else {
-            return nil
-        }
+        guard let bytes = path.withUTF8({ rewrite($0) }) else { return nil }
         return NormalizedPath(path: String(decoding: bytes, as: UTF8.self)[...], query: query, fragment: fragment)
     }
 
