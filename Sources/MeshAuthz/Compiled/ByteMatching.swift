@@ -10,22 +10,36 @@ struct ByteRun: Sendable, Hashable {
     static let empty = ByteRun(start: 0, count: 0)
 }
 
-/// All the pattern bytes of a compiled policy set, in one immutable allocation.
-final class ByteArena: @unchecked Sendable {
+/// An immutable array in one allocation, for the hot path: reading an element is a load, with no
+/// reference counting and no bounds check (indices come from the compiler, which built the arrays).
+final class Frozen<Element: BitwiseCopyable>: @unchecked Sendable {
     // Written only in `init`; afterwards read-only, so sharing it between threads is safe.
-    let base: UnsafeMutablePointer<UInt8>
+    let base: UnsafeMutablePointer<Element>
     let count: Int
 
-    init(_ bytes: [UInt8]) {
-        count = bytes.count
-        base = .allocate(capacity: max(bytes.count, 1))
-        bytes.withUnsafeBufferPointer { source in
-            if let address = source.baseAddress { base.initialize(from: address, count: bytes.count) }
+    init(_ elements: [Element]) {
+        count = elements.count
+        base = .allocate(capacity: max(elements.count, 1))
+        elements.withUnsafeBufferPointer { source in
+            if let address = source.baseAddress { base.initialize(from: address, count: elements.count) }
         }
     }
 
     deinit { base.deallocate() }
 
+    @inline(__always) subscript(_ i: Int) -> Element { base[i] }
+    @inline(__always) subscript(_ i: UInt32) -> Element { base[Int(i)] }
+    @inline(__always) subscript(_ i: Int32) -> Element { base[Int(i)] }
+
+    @inline(__always)
+    func slice(_ start: UInt32, _ end: UInt32) -> UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(start: base + Int(start), count: Int(end &- start))
+    }
+}
+
+typealias ByteArena = Frozen<UInt8>
+
+extension Frozen where Element == UInt8 {
     @inline(__always)
     func bytes(_ run: ByteRun) -> Bytes {
         Bytes(start: base + Int(run.start), count: Int(run.count))
@@ -47,6 +61,40 @@ struct ByteArenaBuilder {
     }
 
     func freeze() -> ByteArena { ByteArena(bytes) }
+}
+
+/// A fast non-cryptographic hash of bytes (lookups only: tables are built from policies, never from requests).
+@inline(__always)
+func hashBytes(_ bytes: Bytes, seed: UInt64) -> UInt64 {
+    var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+    var i = 0
+    if let base = bytes.baseAddress {
+        while i + 8 <= bytes.count {
+            h = (h ^ UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i += 8
+        }
+        if i < bytes.count {
+            var word: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < bytes.count {
+                word |= UInt64(base[i]) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ word) &* 0x94D0_49BB_1331_11EB
+            h ^= h >> 31
+        }
+    }
+    h = (h ^ (h >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+    return h ^ (h >> 33)
+}
+
+@inline(__always)
+func combineHash(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    var h = (a ^ ((b << 23) | (b >> 41))) &* 0xC4CE_B9FE_1A85_EC53
+    h ^= h >> 32
+    return h
 }
 
 @inline(__always)

@@ -5,85 +5,117 @@
 /// Layout:
 /// - Policies are grouped into *buckets* of policies that apply to exactly the same workloads: the
 ///   namespace-wide policies of a namespace, the policies of one namespace sharing one selector, and the
-///   `targetRefs` policies of one Gateway. A namespace's *scope* finds its buckets for a workload with one
-///   hash lookup per selector label key (selectors are indexed by their rarest label).
-/// - A request is decided from at most a few buckets: the root namespace's and the workload namespace's.
-///   In a bucket with more than `CompileOptions.indexThreshold` rules, candidate rules come from tries over
-///   the principal, path, host and method (exact and prefix forms in a forward trie, suffix forms in a
-///   reversed one, `*` in a presence list) and a port table; each rule is indexed under its most selective
-///   field. Every candidate is then confirmed by its compiled predicate (`CompiledRule`), which also covers
-///   the `notX` fields and `when` conditions.
+///   `targetRefs` policies of one Gateway. A hash table keyed by (namespace, label key, label value) finds
+///   a workload's selector groups and gateway bucket from its labels (each selector is filed under its
+///   rarest label, then checked in full).
+/// - A request is decided from the few buckets that apply: the root namespace's and the workload
+///   namespace's. In a bucket with more than `CompileOptions.indexThreshold` rules, candidate rules come
+///   from tries over the principal, path, host and method (exact and prefix forms in a forward trie, suffix
+///   forms in a reversed one, `*` in a presence list) and a port table; each rule is filed under its most
+///   selective field. Every candidate is then confirmed by its compiled predicate (`CompiledRule`), which
+///   also covers the `notX` fields and `when` conditions.
 /// - The reported rule is the least rule id (by its text, as Envoy orders its RBAC map) among matching rules
 ///   of the deciding action; dry-run and AUDIT reports list every matching rule in policy order.
+/// - Reason texts are built once at compile time (`DecisionReasons`), so a decision allocates nothing but
+///   the reports it returns (and a default-deny text in rare layouts).
 ///
-/// Immutable after `init`, so one instance can be shared by any number of threads.
+/// Immutable after `init`: one instance can be shared by any number of threads without locks.
 public final class CompiledPolicySet: Sendable {
     public let policySet: PolicySet
     public let options: CompileOptions
 
-    // Policies and rules. A rule's global index is its position in evaluation order (policy order, then
-    // rule index), which is also the order of dry-run and AUDIT reports.
+    // Cold: what a Decision carries.
     let policyIDs: [ResourceID]
-    let rules: [RuleEntry]
-    let compiledRules: [CompiledRule]
-    let clauses: [Clause]
-    let checks: [FieldCheck]
-    let matchers: [Matcher]
-    let templateTokens: [TemplateToken]
+    let ruleIDs: [RuleID]
+    let ruleActions: [Action]
+    let ruleReasons: [String]
     let headerNames: [String]
     let claimPaths: [[String]]
-    let arena: ByteArena
-
-    // Which buckets apply to a workload.
-    let scopeIndex: [String: Int32]
-    let scopes: [Scope]
-    let rootScope: Int32
-    let buckets: [Bucket]
-
-    // PeerAuthentication.
-    let peerAuths: [PeerEntry]
-    let meshResolution: Resolution
+    let peerReasons: [String]
+    let defaultDenyReasons: [String]
     let strictReasonDefault: String
+
+    // Hot: plain values in frozen buffers. A rule's global index is its position in evaluation order
+    // (policy order, then rule index), which is also the order of dry-run and AUDIT reports.
+    let ruleHot: Frozen<RuleHot>
+    let compiledRules: Frozen<CompiledRule>
+    let clauses: Frozen<Clause>
+    let checks: Frozen<FieldCheck>
+    let matchers: Frozen<Matcher>
+    let templateTokens: Frozen<TemplateToken>
+    let arena: ByteArena
+    let lists: Frozen<UInt32>
+    let tries: TriePools
+    let buckets: Frozen<BucketHot>
+    let indices: Frozen<IndexHot>
+    let portEntries: Frozen<PortEntry>
+    let scopes: Frozen<ScopeHot>
+    let groups: Frozen<GroupHot>
+    let groupLabels: Frozen<LabelRuns>
+    let namespaceTable: Frozen<NamespaceSlot>
+    let labelTable: Frozen<LabelSlot>
+    let peers: Frozen<PeerHot>
+    let peerPorts: Frozen<PeerPort>
+    let rootScope: Int32
+    let meshModeRaw: UInt8
+    let meshDecidedBy: Int32
+    let meshWideReason: Int32
+    let maxGroupsPerSlot: Int
 
     public convenience init(_ set: PolicySet) { self.init(set, options: CompileOptions()) }
 
     public init(_ set: PolicySet, options: CompileOptions) {
-        var compiler = Compiler(set, options: options)
-        compiler.run()
-        self.policySet = set
+        var c = Compiler(set, options: options)
+        c.run()
+        policySet = set
         self.options = options
-        self.policyIDs = set.authorizationPolicies.map(\.id)
-        self.rules = compiler.rules
-        self.compiledRules = compiler.ruleCompiler.rules
-        self.clauses = compiler.ruleCompiler.clauses
-        self.checks = compiler.ruleCompiler.checks
-        self.matchers = compiler.ruleCompiler.matchers
-        self.templateTokens = compiler.ruleCompiler.templateTokens
-        self.headerNames = compiler.ruleCompiler.headerNames
-        self.claimPaths = compiler.ruleCompiler.claimPaths
-        self.arena = compiler.ruleCompiler.arena.freeze()
-        self.scopeIndex = compiler.scopeIndex
-        self.scopes = compiler.scopes
-        self.rootScope = compiler.scopeIndex[set.options.rootNamespace] ?? -1
-        self.buckets = compiler.buckets
-        self.peerAuths = compiler.peerAuths
-        self.meshResolution = compiler.meshResolution
-        self.strictReasonDefault = DecisionReasons.strictPlaintext(decidedBy: nil)
+        policyIDs = set.authorizationPolicies.map(\.id)
+        ruleIDs = c.ruleIDs
+        ruleActions = c.ruleActions
+        ruleReasons = c.ruleReasons
+        headerNames = c.rules.headerNames
+        claimPaths = c.rules.claimPaths
+        peerReasons = set.peerAuthentications.map { DecisionReasons.strictPlaintext(decidedBy: $0.id) }
+        defaultDenyReasons = c.defaultDenyReasons
+        strictReasonDefault = DecisionReasons.strictPlaintext(decidedBy: nil)
+        ruleHot = Frozen(c.ruleHot)
+        compiledRules = Frozen(c.rules.rules)
+        clauses = Frozen(c.rules.clauses)
+        checks = Frozen(c.rules.checks)
+        matchers = Frozen(c.rules.matchers)
+        templateTokens = Frozen(c.rules.templateTokens)
+        arena = c.rules.arena.freeze()
+        lists = Frozen(c.pool.lists)
+        tries = TriePools(nodes: Frozen(c.pool.nodes), labels: Frozen(c.pool.labels))
+        buckets = Frozen(c.buckets)
+        indices = Frozen(c.indices)
+        portEntries = Frozen(c.portEntries)
+        scopes = Frozen(c.scopes)
+        groups = Frozen(c.groups)
+        groupLabels = Frozen(c.groupLabels)
+        namespaceTable = Frozen(c.namespaceTable)
+        labelTable = Frozen(c.labelTable)
+        peers = Frozen(c.peers)
+        peerPorts = Frozen(c.peerPorts)
+        rootScope = c.rootScope
+        meshModeRaw = c.meshModeRaw
+        meshDecidedBy = c.meshDecidedBy
+        meshWideReason = c.meshWideReason
+        maxGroupsPerSlot = c.maxGroupsPerSlot
     }
 
-    /// Sizes of what was built, for benchmarks and `/readyz`-style summaries.
+    /// Sizes of what was built, for benchmarks and summaries.
     public var statistics: Statistics {
-        var indexed = 0, trieBytes = 0
-        for bucket in buckets {
-            guard let index = bucket.index else { continue }
-            indexed += 1
-            for strings in [index.principal, index.path, index.method, index.host] {
-                if let strings { trieBytes += strings.forward.footprint + strings.backward.footprint + strings.present.count * 4 }
-            }
-        }
-        return Statistics(policies: policyIDs.count, rules: rules.count, scopes: scopes.count, buckets: buckets.count,
-                          indexedBuckets: indexed, checks: checks.count, matchers: matchers.count,
-                          arenaBytes: arena.count, trieBytes: trieBytes)
+        var indexed = 0
+        for b in 0..<buckets.count where buckets[b].index >= 0 { indexed += 1 }
+        let bytes = ruleHot.count * MemoryLayout<RuleHot>.stride + compiledRules.count * MemoryLayout<CompiledRule>.stride
+            + clauses.count * MemoryLayout<Clause>.stride + checks.count * MemoryLayout<FieldCheck>.stride
+            + matchers.count * MemoryLayout<Matcher>.stride + arena.count + lists.count * 4
+            + tries.nodes.count * MemoryLayout<TrieNode>.stride + tries.labels.count
+            + labelTable.count * MemoryLayout<LabelSlot>.stride + groups.count * MemoryLayout<GroupHot>.stride
+        return Statistics(policies: policyIDs.count, rules: ruleIDs.count, scopes: scopes.count, buckets: buckets.count,
+                          indexedBuckets: indexed, trieNodes: tries.nodes.count, matchers: matchers.count,
+                          hotBytes: bytes)
     }
 
     public struct Statistics: Sendable, Hashable {
@@ -92,112 +124,189 @@ public final class CompiledPolicySet: Sendable {
         public let scopes: Int
         public let buckets: Int
         public let indexedBuckets: Int
-        public let checks: Int
+        public let trieNodes: Int
         public let matchers: Int
-        public let arenaBytes: Int
-        public let trieBytes: Int
+        /// Bytes of the frozen arrays the decision path reads (reason texts and rule ids not included).
+        public let hotBytes: Int
     }
 
     // MARK: Deciding
 
     public func evaluate(_ request: CheckRequest) -> Decision {
-        let workloadScope: Int32 = request.destination.namespace.flatMap { scopeIndex[$0] } ?? -1
-        // Step 1: PeerAuthentication. Mesh and namespace levels are precomputed per scope.
-        var resolution = workloadScope >= 0 ? scopes[Int(workloadScope)].resolution : meshResolution
-        if workloadScope >= 0 && scopes[Int(workloadScope)].hasWorkloadPeerAuths {
-            var first = Int32.max
-            forEachMatchingGroup(scopes[Int(workloadScope)], request.destination.labels) { group in
-                if group.peerAuth >= 0 && group.peerAuth < first { first = group.peerAuth }
+        RequestView.with(request) { view in evaluate(request, view) }
+    }
+
+    private struct Applicable {
+        var bucket: Int32
+        /// The selector group it came from, -1 for a wide or gateway bucket.
+        var group: Int32
+        var kind: Kind
+        enum Kind { case wide, ownGroup, other }
+    }
+
+    private func evaluate(_ request: CheckRequest, _ view: RequestView) -> Decision {
+        let ws: Int32 = view.namespace.map(findScope) ?? -1
+        let capacity = 3 + view.labels.count * 2 * max(1, maxGroupsPerSlot)
+        return withUnsafeTemporaryAllocation(of: Applicable.self, capacity: capacity) { applicable in
+            // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
+            var count = 0
+            var workloadPeer = Int32.max
+            @inline(__always) func add(_ bucket: Int32, _ group: Int32, _ kind: Applicable.Kind) {
+                (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, group: group, kind: kind))
+                count += 1
             }
-            if first != .max {
-                let peer = peerAuths[Int(first)]
-                if peer.mode != .unset { resolution = Resolution(mode: peer.mode, decidedBy: first) }
-                if let port = request.destination.port, let portMode = peer.portLevel[port], portMode != .unset {
-                    resolution = Resolution(mode: portMode, decidedBy: first)
+            if rootScope >= 0, scopes[rootScope].wideBucket >= 0 { add(scopes[rootScope].wideBucket, -1, .wide) }
+            if ws >= 0 && ws != rootScope && scopes[ws].wideBucket >= 0 { add(scopes[ws].wideBucket, -1, .wide) }
+            @inline(__always) func visit(_ scope: Int32, _ label: LabelView) {
+                let slotIndex = findLabel(scope, label)
+                guard slotIndex >= 0 else { return }
+                let slot = labelTable[slotIndex]
+                let own = scope == ws
+                for g in lists.slice(slot.groupsStart, slot.groupsEnd) {
+                    let group = groups[g]
+                    guard selected(group, view.labels) else { continue }
+                    if group.bucket >= 0 { add(group.bucket, Int32(g), own ? .ownGroup : .other) }
+                    if own && group.peerAuth >= 0 && group.peerAuth < workloadPeer { workloadPeer = group.peerAuth }
+                }
+                // targetRefs: only Gateway-API gateways, only from their own namespace.
+                if own && slot.gatewayBucket >= 0 { add(slot.gatewayBucket, -1, .other) }
+            }
+            for label in view.labels {
+                if rootScope >= 0 { visit(rootScope, label) }
+                if ws >= 0 && ws != rootScope { visit(ws, label) }
+            }
+            // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
+            var modeRaw = ws >= 0 ? scopes[ws].modeRaw : meshModeRaw
+            var decidedBy = ws >= 0 ? scopes[ws].decidedBy : meshDecidedBy
+            if workloadPeer != .max {
+                let peer = peers[workloadPeer]
+                if peer.modeRaw != MTLSModeCode.unset { modeRaw = peer.modeRaw; decidedBy = workloadPeer }
+                if let port = view.port {
+                    for p in peer.portsStart..<peer.portsEnd where peerPorts[p].port == port && peerPorts[p].modeRaw != MTLSModeCode.unset {
+                        modeRaw = peerPorts[p].modeRaw
+                        decidedBy = workloadPeer
+                    }
                 }
             }
-        }
-        if resolution.mode == .strict && !request.source.isMTLS {
-            let reason = resolution.decidedBy >= 0 ? peerAuths[Int(resolution.decidedBy)].strictReason : strictReasonDefault
-            return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: .strict)
-        }
-        // Steps 2-6: the buckets of the workload, candidates from each, confirmed.
-        return RequestView.with(request) { view in
+            let mode = MTLSModeCode.mode(modeRaw)
+            if modeRaw == MTLSModeCode.strict && !request.source.isMTLS {
+                let reason = decidedBy >= 0 ? peerReasons[Int(decidedBy)] : strictReasonDefault
+                return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
+            }
+            // Steps 3-6: candidates from each bucket, confirmed.
             var verdicts = Verdicts()
-            forEachApplicableBucket(request, workloadScope) { bucket in
-                collect(bucket, view, request, &verdicts)
-            }
-            return decide(verdicts, request, workloadScope, resolution.mode)
-        }
-    }
-
-    @inline(__always)
-    private func forEachMatchingGroup(_ scope: Scope, _ labels: [String: String], _ body: (SelectorGroup) -> Void) {
-        for selectorKey in scope.selectorKeys {
-            guard let value = labels[selectorKey.key], let groups = selectorKey.groupsByValue[value] else { continue }
-            for id in groups {
-                let group = scope.groups[Int(id)]
-                var selected = true
-                for k in 0..<group.otherKeys.count where labels[group.otherKeys[k]] != group.otherValues[k] {
-                    selected = false
-                    break
+            for i in 0..<count { collect(applicable[i].bucket, view, request, &verdicts) }
+            return decide(verdicts, mode) {
+                // The default-deny text is precomputed for the wide buckets plus at most one own group.
+                var extra = 0, last = Applicable(bucket: -1, group: -1, kind: .other)
+                for i in 0..<count where applicable[i].kind != .wide {
+                    let bucket = buckets[applicable[i].bucket]
+                    if bucket.allowStart < bucket.allowEnd {
+                        extra += 1
+                        last = applicable[i]
+                    }
                 }
-                if selected { body(group) }
+                if extra == 0 {
+                    let index = ws >= 0 ? scopes[ws].wideReason : meshWideReason
+                    if index >= 0 { return defaultDenyReasons[Int(index)] }
+                } else if extra == 1, last.kind == .ownGroup, groups[last.group].reason >= 0 {
+                    return defaultDenyReasons[Int(groups[last.group].reason)]
+                }
+                var policies: [UInt32] = []
+                for i in 0..<count {
+                    let bucket = buckets[applicable[i].bucket]
+                    policies += lists.slice(bucket.allowStart, bucket.allowEnd)
+                }
+                policies.sort()
+                return DecisionReasons.defaultDeny(allowPolicies: policies.map { policyIDs[Int($0)] })
             }
         }
     }
 
-    /// Every bucket whose policies apply to the request's workload (§2): each at most once.
     @inline(__always)
-    private func forEachApplicableBucket(_ request: CheckRequest, _ workloadScope: Int32, _ body: (Int32) -> Void) {
-        let labels = request.destination.labels
-        if rootScope >= 0 {
-            let scope = scopes[Int(rootScope)]
-            if scope.wideBucket >= 0 { body(scope.wideBucket) }
-            forEachMatchingGroup(scope, labels) { if $0.bucket >= 0 { body($0.bucket) } }
+    private func findScope(_ namespace: Bytes) -> Int32 {
+        let mask = namespaceTable.count - 1
+        let hash = hashBytes(namespace, seed: namespaceSeed)
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = namespaceTable[i]
+            if slot.scope < 0 { return -1 }
+            if slot.hash == hash && arena.bytes(slot.name).equals(namespace) { return slot.scope }
+            i = (i + 1) & mask
         }
-        guard workloadScope >= 0 else { return }
-        let scope = scopes[Int(workloadScope)]
-        if workloadScope != rootScope {
-            if scope.wideBucket >= 0 { body(scope.wideBucket) }
-            forEachMatchingGroup(scope, labels) { if $0.bucket >= 0 { body($0.bucket) } }
+    }
+
+    @inline(__always)
+    private func findLabel(_ scope: Int32, _ label: LabelView) -> Int {
+        let mask = labelTable.count - 1
+        let hash = combineHash(label.hash, UInt64(scope))
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = labelTable[i]
+            if slot.scope < 0 { return -1 }
+            if slot.hash == hash && slot.scope == scope && arena.bytes(slot.key).equals(label.key)
+                && arena.bytes(slot.value).equals(label.value) {
+                return i
+            }
+            i = (i + 1) & mask
         }
-        // targetRefs: only Gateway-API gateways, only from their own namespace.
-        if !scope.gatewayBuckets.isEmpty, let gateway = labels[gatewayNameLabel], let bucket = scope.gatewayBuckets[gateway] {
-            body(bucket)
+    }
+
+    /// The group's labels other than the one it was found by.
+    @inline(__always)
+    private func selected(_ group: GroupHot, _ labels: UnsafeBufferPointer<LabelView>) -> Bool {
+        var o = group.othersStart
+        others: while o < group.othersEnd {
+            let wanted = groupLabels[o]
+            o += 1
+            for label in labels where arena.bytes(wanted.key).equals(label.key) {
+                if arena.bytes(wanted.value).equals(label.value) { continue others }
+                return false
+            }
+            return false
         }
+        return true
     }
 
     /// The matching rules of one bucket, folded into `verdicts`.
     @inline(__always)
     private func collect(_ bucketID: Int32, _ view: RequestView, _ request: CheckRequest, _ verdicts: inout Verdicts) {
-        let bucket = buckets[Int(bucketID)]
-        if !bucket.allowPolicies.isEmpty { verdicts.hasAllowPolicy = true }
-        guard let index = bucket.index else {
-            for rule in bucket.rules { consider(rule, view, request, &verdicts) }
+        let bucket = buckets[bucketID]
+        if bucket.allowStart < bucket.allowEnd { verdicts.hasAllowPolicy = true }
+        guard bucket.index >= 0 else {
+            for rule in lists.slice(bucket.rulesStart, bucket.rulesEnd) { consider(rule, view, request, &verdicts) }
             return
         }
-        for rule in index.always { consider(rule, view, request, &verdicts) }
-        if let strings = index.principal, let value = view.principal {
-            strings.lookup(value, lowered: false) { for rule in $0 { consider(rule, view, request, &verdicts) } }
+        let index = indices[bucket.index]
+        for rule in lists.slice(index.alwaysStart, index.alwaysEnd) { consider(rule, view, request, &verdicts) }
+        @inline(__always) func each(_ start: UInt32, _ end: UInt32) {
+            for rule in lists.slice(start, end) { consider(rule, view, request, &verdicts) }
         }
-        if let strings = index.path, let value = view.path {
-            strings.lookup(value, lowered: false) { for rule in $0 { consider(rule, view, request, &verdicts) } }
+        @inline(__always) func search(_ strings: StringIndexHot, _ value: Bytes?, lowered: Bool) {
+            guard strings.isUsed, let value else { return }
+            each(strings.presentStart, strings.presentEnd)
+            if strings.forward >= 0 { tries.lookup(strings.forward, value, reversed: false, lowered: lowered, each) }
+            if strings.backward >= 0 { tries.lookup(strings.backward, value, reversed: true, lowered: lowered, each) }
         }
-        if let strings = index.host, let value = view.host {
-            strings.lookup(value, lowered: true) { for rule in $0 { consider(rule, view, request, &verdicts) } }
-        }
-        if let strings = index.method, let value = view.method {
-            strings.lookup(value, lowered: false) { for rule in $0 { consider(rule, view, request, &verdicts) } }
-        }
-        if !index.ports.isEmpty, let port = view.port, let list = index.ports[port] {
-            for rule in list { consider(rule, view, request, &verdicts) }
+        search(index.principal, view.principal, lowered: false)
+        search(index.path, view.path, lowered: false)
+        search(index.host, view.host, lowered: true)
+        search(index.method, view.method, lowered: false)
+        if index.portsStart < index.portsEnd, let port = view.port {
+            // Sorted by port: binary search.
+            var low = Int(index.portsStart), high = Int(index.portsEnd)
+            while low < high {
+                let mid = (low + high) >> 1
+                let entry = portEntries[mid]
+                if entry.port == port { each(entry.start, entry.end); break }
+                if entry.port < port { low = mid + 1 } else { high = mid }
+            }
         }
     }
 
     @inline(__always)
     private func consider(_ rule: UInt32, _ view: RequestView, _ request: CheckRequest, _ verdicts: inout Verdicts) {
-        let entry = rules[Int(rule)]
+        let entry = ruleHot[rule]
         switch entry.category {
         case .allow:
             if entry.rank < verdicts.allowRank && matches(rule, view, request) { verdicts.allow = rule; verdicts.allowRank = entry.rank }
@@ -210,7 +319,7 @@ public final class CompiledPolicySet: Sendable {
         }
     }
 
-    private func decide(_ verdicts: Verdicts, _ request: CheckRequest, _ workloadScope: Int32, _ mode: MTLSMode) -> Decision {
+    private func decide(_ verdicts: Verdicts, _ mode: MTLSMode, _ defaultDenyReason: () -> String) -> Decision {
         var dryRun: [Decision.Report] = []
         var audit: [Decision.Report] = []
         if !verdicts.reports.isEmpty {
@@ -218,45 +327,37 @@ public final class CompiledPolicySet: Sendable {
             var previous: UInt32? = nil
             for rule in verdicts.reports.sorted() where rule != previous {
                 previous = rule
-                let entry = rules[Int(rule)]
-                if entry.category == .dryRun {
-                    dryRun.append(Decision.Report(action: entry.action, rule: entry.ruleID))
+                if ruleHot[rule].category == .dryRun {
+                    dryRun.append(Decision.Report(action: ruleActions[Int(rule)], rule: ruleIDs[Int(rule)]))
                 } else {
-                    audit.append(Decision.Report(action: .audit, rule: entry.ruleID))
+                    audit.append(Decision.Report(action: .audit, rule: ruleIDs[Int(rule)]))
                 }
             }
         }
-        func decision(_ allowed: Bool, _ stage: Decision.Stage, _ reason: String, _ rule: RuleID? = nil) -> Decision {
+        @inline(__always) func decision(_ allowed: Bool, _ stage: Decision.Stage, _ reason: String, _ rule: RuleID? = nil) -> Decision {
             Decision(allowed: allowed, stage: stage, reason: reason, rule: rule, mtlsMode: mode, dryRun: dryRun, audit: audit)
         }
         if verdicts.custom != .max {
-            let entry = rules[Int(verdicts.custom)]
-            return decision(false, .custom, entry.reason, entry.ruleID)
+            return decision(false, .custom, ruleReasons[Int(verdicts.custom)], ruleIDs[Int(verdicts.custom)])
         }
         if verdicts.deny != .max {
-            let entry = rules[Int(verdicts.deny)]
-            return decision(false, .denyPolicy, entry.reason, entry.ruleID)
+            return decision(false, .denyPolicy, ruleReasons[Int(verdicts.deny)], ruleIDs[Int(verdicts.deny)])
         }
         if !verdicts.hasAllowPolicy { return decision(true, .noAllowPolicy, DecisionReasons.noAllowPolicy) }
         if verdicts.allow != .max {
-            let entry = rules[Int(verdicts.allow)]
-            return decision(true, .allowPolicy, entry.reason, entry.ruleID)
+            return decision(true, .allowPolicy, ruleReasons[Int(verdicts.allow)], ruleIDs[Int(verdicts.allow)])
         }
-        // Default deny: name the ALLOW policies that apply, in evaluation order.
-        var allowPolicies: [UInt32] = []
-        forEachApplicableBucket(request, workloadScope) { allowPolicies += buckets[Int($0)].allowPolicies }
-        allowPolicies.sort()
-        return decision(false, .defaultDeny, DecisionReasons.defaultDeny(allowPolicies: allowPolicies.map { policyIDs[Int($0)] }))
+        return decision(false, .defaultDeny, defaultDenyReason())
     }
 
     // MARK: Confirming a candidate rule
 
     @inline(__always)
     func matches(_ ruleIndex: UInt32, _ view: RequestView, _ request: CheckRequest) -> Bool {
-        let rule = compiledRules[Int(ruleIndex)]
+        let rule = compiledRules[ruleIndex]
         var c = rule.whenStart
         while c < rule.whenEnd {
-            if !holds(checks[Int(c)], view, request) { return false }
+            if !holds(checks[c], view, request) { return false }
             c += 1
         }
         return anyClause(rule.toStart, rule.toEnd, view, request) && anyClause(rule.fromStart, rule.fromEnd, view, request)
@@ -267,11 +368,11 @@ public final class CompiledPolicySet: Sendable {
         if start == end { return true }
         var i = start
         clauses: while i < end {
-            let clause = clauses[Int(i)]
+            let clause = clauses[i]
             i += 1
             var c = clause.start
             while c < clause.end {
-                if !holds(checks[Int(c)], view, request) { continue clauses }
+                if !holds(checks[c], view, request) { continue clauses }
                 c += 1
             }
             return true
@@ -311,13 +412,13 @@ public final class CompiledPolicySet: Sendable {
     private func holds(_ check: FieldCheck, _ match: (Matcher) -> Bool) -> Bool {
         if check.positiveStart < check.negativeStart {
             var found = false
-            for m in check.positiveStart..<check.negativeStart where match(matchers[Int(m)]) {
+            for m in check.positiveStart..<check.negativeStart where match(matchers[m]) {
                 found = true
                 break
             }
             if !found { return false }
         }
-        for m in check.negativeStart..<check.end where match(matchers[Int(m)]) { return false }
+        for m in check.negativeStart..<check.end where match(matchers[m]) { return false }
         return true
     }
 
@@ -327,9 +428,7 @@ public final class CompiledPolicySet: Sendable {
         switch matcher {
         case .string(let pattern): return pattern.matches(value, arena)
         case .template(let start, let count):
-            return templateTokens.withUnsafeBufferPointer { tokens in
-                ByteMatching.template(UnsafeBufferPointer(rebasing: tokens[Int(start)..<Int(start + count)]), value, arena)
-            }
+            return ByteMatching.template(templateTokens.slice(start, start + count), value, arena)
         case .namespaceGlob(let run): return ByteMatching.glob(arena.bytes(run), value)
         case .serviceAccount(let namespace, let name):
             return ByteMatching.serviceAccount(namespace: arena.bytes(namespace), name: arena.bytes(name), value)
@@ -356,6 +455,7 @@ public final class CompiledPolicySet: Sendable {
             }
             switch value {
             case .string(let text):
+                // Envoy's jwt_authn splits the string claims `scope` and `permission` on spaces.
                 let split = path.count == 1 && (path[0] == "scope" || path[0] == "permission")
                 return text.withBytes { bytes in
                     holds(check) { matcher in
@@ -381,8 +481,8 @@ public final class CompiledPolicySet: Sendable {
 }
 
 public struct CompileOptions: Sendable, Hashable {
-    /// A bucket with more rules than this gets tries; a smaller one is scanned rule by rule (tests use 0 to
-    /// exercise the tries everywhere).
+    /// A bucket with more rules than this gets tries; a smaller one is scanned rule by rule. With 0, every
+    /// bucket is indexed and every indexable rule filed (tests use it to exercise the tries everywhere).
     public var indexThreshold: Int
 
     public init(indexThreshold: Int = 12) {
@@ -390,97 +490,144 @@ public struct CompileOptions: Sendable, Hashable {
     }
 }
 
-// MARK: Compiled structures
+// MARK: Compiled structures (plain values)
 
-struct RuleEntry: Sendable {
-    enum Category: UInt8, Sendable {
-        case allow, deny, custom, audit
-        /// Any action, in a dry-run policy: reported, never enforced.
-        case dryRun
-    }
+let namespaceSeed: UInt64 = 0x6E61_6D65_7370_6163
+let labelKeySeed: UInt64 = 0x6C61_6265_6C6B_6579
+let labelValueSeed: UInt64 = 0x6C61_6265_6C76_616C
 
-    var category: Category
-    var action: Action
+enum RuleCategory: UInt8, Sendable {
+    case allow, deny, custom, audit
+    /// Any action, in a dry-run policy: reported, never enforced.
+    case dryRun
+}
+
+struct RuleHot: Sendable {
+    var category: RuleCategory
     /// Position of the rule id in Envoy's order (the id text).
     var rank: UInt32
-    var policy: UInt32
-    var ruleID: RuleID
-    /// The decision's reason when this rule decides (ALLOW, DENY, CUSTOM).
-    var reason: String
 }
 
-struct Bucket: Sendable {
-    /// Global rule indices, ascending.
-    var rules: [UInt32]
-    /// Enforced ALLOW policies (ordinals, ascending): step 5 needs to know whether any applies.
-    var allowPolicies: [UInt32]
-    var index: BucketIndex?
+struct BucketHot: Sendable {
+    /// `lists[rulesStart ..< rulesEnd]`: global rule indices, ascending.
+    var rulesStart: UInt32
+    var rulesEnd: UInt32
+    /// `lists[allowStart ..< allowEnd]`: enforced ALLOW policies (ordinals, ascending).
+    var allowStart: UInt32
+    var allowEnd: UInt32
+    /// `indices[index]`, or -1 when the bucket is scanned rule by rule.
+    var index: Int32
 }
 
-struct BucketIndex: Sendable {
+struct IndexHot: Sendable {
     /// Rules with no indexable field: always candidates.
-    var always: [UInt32]
-    var principal: StringIndex?
-    var path: StringIndex?
-    var host: StringIndex?
-    var method: StringIndex?
-    var ports: [Int: [UInt32]]
+    var alwaysStart: UInt32
+    var alwaysEnd: UInt32
+    var principal: StringIndexHot
+    var path: StringIndexHot
+    var host: StringIndexHot
+    var method: StringIndexHot
+    /// `portEntries[portsStart ..< portsEnd]`, sorted by port.
+    var portsStart: UInt32
+    var portsEnd: UInt32
 }
 
 /// Candidate rules by one string attribute.
-struct StringIndex: Sendable {
-    /// Exact and prefix keys.
-    var forward: ByteTrie
-    /// Suffix keys, reversed.
-    var backward: ByteTrie
+struct StringIndexHot: Sendable {
+    /// Trie roots (-1: none): exact and prefix keys; suffix keys reversed.
+    var forward: Int32
+    var backward: Int32
     /// Rules asking only that the attribute be present (`*`).
-    var present: [UInt32]
+    var presentStart: UInt32
+    var presentEnd: UInt32
+    var isUsed: Bool { forward >= 0 || backward >= 0 || presentStart < presentEnd }
+    static let unused = StringIndexHot(forward: -1, backward: -1, presentStart: 0, presentEnd: 0)
+}
+
+struct PortEntry: Sendable {
+    var port: Int
+    var start: UInt32
+    var end: UInt32
+}
+
+struct ScopeHot: Sendable {
+    /// Namespace-wide policies (mesh-wide in the root namespace), -1 for none.
+    var wideBucket: Int32
+    /// Mesh level then this namespace's level.
+    var modeRaw: UInt8
+    var decidedBy: Int32
+    /// The default-deny text when only the wide buckets have ALLOW policies.
+    var wideReason: Int32
+}
+
+/// Policies of one namespace with one selector, and the first PeerAuthentication with that selector.
+struct GroupHot: Sendable {
+    var bucket: Int32
+    var peerAuth: Int32
+    /// `groupLabels[othersStart ..< othersEnd]`: the selector's labels other than the one it is filed under.
+    var othersStart: UInt32
+    var othersEnd: UInt32
+    /// The default-deny text when this group and the wide buckets are the ALLOW policies that apply.
+    var reason: Int32
+}
+
+struct LabelRuns: Sendable {
+    var key: ByteRun
+    var value: ByteRun
+}
+
+/// (scope, label key, label value) → selector groups and gateway bucket. Empty slots have `scope == -1`.
+struct LabelSlot: Sendable {
+    var hash: UInt64
+    var scope: Int32
+    var key: ByteRun
+    var value: ByteRun
+    var groupsStart: UInt32
+    var groupsEnd: UInt32
+    var gatewayBucket: Int32
+}
+
+struct NamespaceSlot: Sendable {
+    var hash: UInt64
+    var name: ByteRun
+    var scope: Int32
+}
+
+struct PeerHot: Sendable {
+    var modeRaw: UInt8
+    var portsStart: UInt32
+    var portsEnd: UInt32
+}
+
+struct PeerPort: Sendable {
+    var port: Int
+    var modeRaw: UInt8
+}
+
+enum MTLSModeCode {
+    static let unset: UInt8 = 0
+    static let disable: UInt8 = 1
+    static let permissive: UInt8 = 2
+    static let strict: UInt8 = 3
+
+    static func code(_ mode: MTLSMode) -> UInt8 {
+        switch mode {
+        case .unset: return unset
+        case .disable: return disable
+        case .permissive: return permissive
+        case .strict: return strict
+        }
+    }
 
     @inline(__always)
-    func lookup(_ value: Bytes, lowered: Bool, _ emit: (UnsafeBufferPointer<UInt32>) -> Void) {
-        if !present.isEmpty { present.withUnsafeBufferPointer(emit) }
-        if !forward.isEmpty { forward.lookup(value, reversed: false, lowered: lowered, emit) }
-        if !backward.isEmpty { backward.lookup(value, reversed: true, lowered: lowered, emit) }
+    static func mode(_ code: UInt8) -> MTLSMode {
+        switch code {
+        case unset: return .unset
+        case disable: return .disable
+        case permissive: return .permissive
+        default: return .strict
+        }
     }
-}
-
-struct Scope: Sendable {
-    var namespace: String
-    /// Namespace-wide policies (mesh-wide in the root namespace).
-    var wideBucket: Int32 = -1
-    var selectorKeys: [SelectorKey] = []
-    var groups: [SelectorGroup] = []
-    /// `targetRefs` Gateway policies by gateway name.
-    var gatewayBuckets: [String: Int32] = [:]
-    /// Mesh level then this namespace's level.
-    var resolution: Resolution
-    var hasWorkloadPeerAuths = false
-}
-
-struct SelectorKey: Sendable {
-    var key: String
-    var groupsByValue: [String: [UInt32]]
-}
-
-/// Policies of one namespace with one selector (AuthorizationPolicy bucket and first PeerAuthentication).
-struct SelectorGroup: Sendable {
-    /// The selector's labels other than the one it is indexed by.
-    var otherKeys: [String]
-    var otherValues: [String]
-    var bucket: Int32 = -1
-    var peerAuth: Int32 = -1
-}
-
-struct Resolution: Sendable {
-    var mode: MTLSMode
-    /// PeerAuthentication ordinal, -1 for the PERMISSIVE default.
-    var decidedBy: Int32
-}
-
-struct PeerEntry: Sendable {
-    var mode: MTLSMode
-    var portLevel: [Int: MTLSMode]
-    var strictReason: String
 }
 
 struct Verdicts {
@@ -491,8 +638,17 @@ struct Verdicts {
     var hasAllowPolicy = false
 }
 
+struct LabelView {
+    var key: Bytes
+    var value: Bytes
+    /// Hash of key and value (the scope is mixed in per lookup).
+    var hash: UInt64
+}
+
 /// The request fields the matcher reads, as bytes, parsed once per decision.
 struct RequestView {
+    var namespace: Bytes?
+    var labels: UnsafeBufferPointer<LabelView>
     var principal: Bytes?
     var path: Bytes?
     var method: Bytes?
@@ -505,64 +661,76 @@ struct RequestView {
     var remoteIP: IPAddress?
     var destinationIP: IPAddress?
 
-    /// Copies the strings into one temporary buffer (on the stack when small) and calls `body`.
+    /// Copies the strings into temporary buffers (on the stack when small) and calls `body`.
     @inline(__always)
     static func with<R>(_ request: CheckRequest, _ body: (RequestView) -> R) -> R {
         let principal = request.source.authenticatedPrincipal
         let path = request.request.path
-        let method = request.request.method
-        let host = request.request.host
-        let sni = request.connection.sni
         let jwt = request.source.requestPrincipal
         var claimIssuer: String? = nil, claimSubject: String? = nil
         if jwt == nil, let claims = request.request.claims {
             claimIssuer = claims["iss"]?.stringValue
             claimSubject = claims["sub"]?.stringValue
         }
+        let labels = request.destination.labels
         @inline(__always) func size(_ s: String?) -> Int { s?.utf8.count ?? 0 }
-        let total = size(principal) + size(path) + size(method) + size(host) + size(sni) + size(jwt)
-            + size(claimIssuer) + size(claimSubject)
+        var total = size(principal) + size(path) + size(request.request.method) + size(request.request.host)
+            + size(request.connection.sni) + size(jwt) + size(claimIssuer) + size(claimSubject)
+            + size(request.destination.namespace)
+        for (key, value) in labels { total += key.utf8.count + value.utf8.count }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { buffer in
-            var offset = 0
-            @inline(__always) func put(_ s: String?) -> Bytes? {
-                guard let s else { return nil }
-                let start = offset
-                let written = s.withBytes { bytes -> Int in
-                    if let source = bytes.baseAddress, bytes.count > 0 {
-                        (buffer.baseAddress! + start).initialize(from: source, count: bytes.count)
+            withUnsafeTemporaryAllocation(of: LabelView.self, capacity: max(labels.count, 1)) { labelViews in
+                var offset = 0
+                @inline(__always) func put(_ s: String?) -> Bytes? {
+                    guard let s else { return nil }
+                    let start = offset
+                    let written = s.withBytes { bytes -> Int in
+                        if let source = bytes.baseAddress, bytes.count > 0 {
+                            (buffer.baseAddress! + start).initialize(from: source, count: bytes.count)
+                        }
+                        return bytes.count
                     }
-                    return bytes.count
+                    offset += written
+                    return Bytes(start: buffer.baseAddress! + start, count: written)
                 }
-                offset += written
-                return Bytes(start: buffer.baseAddress! + start, count: written)
-            }
-            var view = RequestView()
-            view.principal = put(principal)
-            if let full = put(path) {
-                var end = 0
-                while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
-                view.path = Bytes(rebasing: full[..<end])
-            }
-            view.method = put(method)
-            view.host = put(host)
-            view.sni = put(sni)
-            if let text = put(jwt) {
-                // `iss/sub`, split at the last `/`.
-                if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
-                    view.issuer = Bytes(rebasing: text[..<slash])
-                    view.subject = Bytes(rebasing: text[(slash + 1)...])
+                var l = 0
+                for (key, value) in labels {
+                    let keyBytes = put(key)!, valueBytes = put(value)!
+                    let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
+                    (labelViews.baseAddress! + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
+                    l += 1
+                }
+                var view = RequestView(labels: UnsafeBufferPointer(rebasing: labelViews[..<l]))
+                view.namespace = put(request.destination.namespace)
+                view.principal = put(principal)
+                if let full = put(path) {
+                    var end = 0
+                    while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
+                    view.path = Bytes(rebasing: full[..<end])
+                }
+                view.method = put(request.request.method)
+                view.host = put(request.request.host)
+                view.sni = put(request.connection.sni)
+                if let text = put(jwt) {
+                    // `iss/sub`, split at the last `/`.
+                    if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
+                        view.issuer = Bytes(rebasing: text[..<slash])
+                        view.subject = Bytes(rebasing: text[(slash + 1)...])
+                    } else {
+                        view.issuer = text
+                    }
                 } else {
-                    view.issuer = text
+                    view.issuer = put(claimIssuer)
+                    view.subject = put(claimSubject)
                 }
-            } else {
-                view.issuer = put(claimIssuer)
-                view.subject = put(claimSubject)
+                view.port = request.destination.port
+                view.sourceIP = request.source.ip
+                view.remoteIP = request.source.effectiveRemoteIP
+                view.destinationIP = request.destination.ip
+                return body(view)
             }
-            view.port = request.destination.port
-            view.sourceIP = request.source.ip
-            view.remoteIP = request.source.effectiveRemoteIP
-            view.destinationIP = request.destination.ip
-            return body(view)
         }
     }
+
+    private init(labels: UnsafeBufferPointer<LabelView>) { self.labels = labels }
 }

@@ -2,15 +2,32 @@
 struct Compiler {
     let set: PolicySet
     let options: CompileOptions
-    var ruleCompiler = RuleCompiler()
-    var rules: [RuleEntry] = []
+    var rules = RuleCompiler()
+    var ruleHot: [RuleHot] = []
+    var ruleIDs: [RuleID] = []
+    var ruleActions: [Action] = []
+    var ruleReasons: [String] = []
+    var pool = PoolBuilder()
+    var buckets: [BucketHot] = []
+    var indices: [IndexHot] = []
+    var portEntries: [PortEntry] = []
+    var scopes: [ScopeHot] = []
+    var groups: [GroupHot] = []
+    var groupLabels: [LabelRuns] = []
+    var namespaceTable: [NamespaceSlot] = []
+    var labelTable: [LabelSlot] = []
+    var peers: [PeerHot] = []
+    var peerPorts: [PeerPort] = []
+    var rootScope: Int32 = -1
+    var meshModeRaw = MTLSModeCode.permissive
+    var meshDecidedBy: Int32 = -1
+    var meshWideReason: Int32 = -1
+    var maxGroupsPerSlot = 0
+    var defaultDenyReasons: [String] = []
     /// Global rule indices of each policy.
-    var policyRules: [[UInt32]] = []
-    var scopeIndex: [String: Int32] = [:]
-    var scopes: [Scope] = []
-    var buckets: [Bucket] = []
-    var peerAuths: [PeerEntry] = []
-    var meshResolution = Resolution(mode: .permissive, decidedBy: -1)
+    private var policyRules: [[UInt32]] = []
+    /// Policy ordinal and rule index of each global rule.
+    private var ruleOwners: [(policy: Int, index: Int)] = []
 
     init(_ set: PolicySet, options: CompileOptions) {
         self.set = set
@@ -26,10 +43,9 @@ struct Compiler {
     // MARK: Rules
 
     private mutating func compileRules() {
-        var ids: [RuleID] = []
         for (ordinal, policy) in set.authorizationPolicies.enumerated() {
             var indices: [UInt32] = []
-            let category: RuleEntry.Category
+            let category: RuleCategory
             if policy.dryRun {
                 category = .dryRun
             } else {
@@ -41,46 +57,50 @@ struct Compiler {
                 }
             }
             for (index, rule) in policy.rules.enumerated() {
-                let compiled = ruleCompiler.compile(rule, policyNamespace: policy.id.namespace)
-                precondition(Int(compiled) == rules.count)
+                let compiled = rules.compile(rule, policyNamespace: policy.id.namespace)
+                precondition(Int(compiled) == ruleHot.count)
                 let id = policy.ruleID(index)
-                let reason: String
                 switch category {
-                case .allow: reason = DecisionReasons.allow(rule: id)
-                case .deny: reason = DecisionReasons.deny(rule: id)
-                case .custom: reason = DecisionReasons.custom(rule: id, provider: policy.provider ?? "?")
-                case .audit, .dryRun: reason = ""
+                case .allow: ruleReasons.append(DecisionReasons.allow(rule: id))
+                case .deny: ruleReasons.append(DecisionReasons.deny(rule: id))
+                case .custom: ruleReasons.append(DecisionReasons.custom(rule: id, provider: policy.provider ?? "?"))
+                case .audit, .dryRun: ruleReasons.append("")
                 }
-                rules.append(RuleEntry(category: category, action: policy.action, rank: 0, policy: UInt32(ordinal),
-                                       ruleID: id, reason: reason))
-                ids.append(id)
+                ruleHot.append(RuleHot(category: category, rank: 0))
+                ruleIDs.append(id)
+                ruleActions.append(policy.action)
+                ruleOwners.append((ordinal, index))
                 indices.append(compiled)
             }
             policyRules.append(indices)
         }
         // Envoy reports the least matching rule in the order of its id text.
-        let order = ids.indices.sorted { ids[$0].description < ids[$1].description }
-        for (rank, index) in order.enumerated() { rules[index].rank = UInt32(rank) }
+        let order = ruleIDs.indices.sorted { ruleIDs[$0].description < ruleIDs[$1].description }
+        for (rank, index) in order.enumerated() { ruleHot[index].rank = UInt32(rank) }
     }
 
     // MARK: PeerAuthentication
 
     private mutating func compilePeerAuthentications() {
         for peer in set.peerAuthentications {
-            peerAuths.append(PeerEntry(mode: peer.mode, portLevel: peer.portLevel,
-                                       strictReason: DecisionReasons.strictPlaintext(decidedBy: peer.id)))
+            let start = UInt32(peerPorts.count)
+            for (port, mode) in peer.portLevel.sorted(by: { $0.key < $1.key }) {
+                peerPorts.append(PeerPort(port: port, modeRaw: MTLSModeCode.code(mode)))
+            }
+            peers.append(PeerHot(modeRaw: MTLSModeCode.code(peer.mode), portsStart: start, portsEnd: UInt32(peerPorts.count)))
         }
         if let mesh = set.peerAuthentications.firstIndex(where: { $0.id.namespace == set.options.rootNamespace && $0.isNamespaceWide }) {
-            meshResolution = apply(meshResolution, Int32(mesh))
+            (meshModeRaw, meshDecidedBy) = apply((meshModeRaw, meshDecidedBy), Int32(mesh))
         }
     }
 
-    private func apply(_ resolution: Resolution, _ peer: Int32) -> Resolution {
+    /// A level's mode overrides the inherited one unless it is UNSET.
+    private func apply(_ resolution: (UInt8, Int32), _ peer: Int32) -> (UInt8, Int32) {
         let mode = set.peerAuthentications[Int(peer)].mode
-        return mode == .unset ? resolution : Resolution(mode: mode, decidedBy: peer)
+        return mode == .unset ? resolution : (MTLSModeCode.code(mode), peer)
     }
 
-    // MARK: Scopes and buckets
+    // MARK: Scopes, buckets and the label table
 
     private struct LabelPair: Hashable, Comparable {
         var key: String
@@ -95,69 +115,124 @@ struct Compiler {
         var namespacePeerAuth: Int32 = -1
     }
 
-    private mutating func buildScopes() {
-        var drafts: [String: ScopeDraft] = [:]
-        var namespaces: [String] = []
-        func touch(_ namespace: String) {
-            if drafts[namespace] == nil {
-                drafts[namespace] = ScopeDraft()
-                namespaces.append(namespace)
-            }
+    private struct SlotKey: Hashable {
+        var scope: Int32
+        var key: String
+        var value: String
+    }
+
+    private func enforcedAllow(_ policies: [UInt32]) -> [UInt32] {
+        policies.filter {
+            let policy = set.authorizationPolicies[Int($0)]
+            return policy.action == .allow && !policy.dryRun
         }
+    }
+
+    private mutating func reason(_ allowPolicies: [UInt32]) -> Int32 {
+        guard !allowPolicies.isEmpty else { return -1 }
+        let ids = Array(Set(allowPolicies)).sorted().map { set.authorizationPolicies[Int($0)].id }
+        defaultDenyReasons.append(DecisionReasons.defaultDeny(allowPolicies: ids))
+        return Int32(defaultDenyReasons.count - 1)
+    }
+
+    private mutating func buildScopes() {
+        let root = set.options.rootNamespace
+        var drafts: [String: ScopeDraft] = [:]
         for (ordinal, policy) in set.authorizationPolicies.enumerated() {
             let namespace = policy.id.namespace
-            touch(namespace)
+            var draft = drafts[namespace] ?? ScopeDraft()
             if !policy.targetRefs.isEmpty {
                 var names: [String] = []
                 for ref in policy.targetRefs where ref.group == "gateway.networking.k8s.io" && ref.kind == "Gateway" && !names.contains(ref.name) {
                     names.append(ref.name)
                 }
-                for name in names { drafts[namespace]!.gateways[name, default: []].append(UInt32(ordinal)) }
+                for name in names { draft.gateways[name, default: []].append(UInt32(ordinal)) }
             } else if let selector = policy.selector, !selector.isEmpty {
                 let key = selector.map { LabelPair(key: $0.key, value: $0.value) }.sorted()
-                drafts[namespace]!.groups[key, default: ([], -1)].policies.append(UInt32(ordinal))
+                draft.groups[key, default: ([], -1)].policies.append(UInt32(ordinal))
             } else {
-                drafts[namespace]!.wide.append(UInt32(ordinal))
+                draft.wide.append(UInt32(ordinal))
             }
+            drafts[namespace] = draft
         }
         for (ordinal, peer) in set.peerAuthentications.enumerated() {
             let namespace = peer.id.namespace
-            touch(namespace)
+            var draft = drafts[namespace] ?? ScopeDraft()
             if peer.isNamespaceWide {
-                if drafts[namespace]!.namespacePeerAuth < 0 { drafts[namespace]!.namespacePeerAuth = Int32(ordinal) }
+                if draft.namespacePeerAuth < 0 { draft.namespacePeerAuth = Int32(ordinal) }
             } else {
                 let key = peer.selector!.map { LabelPair(key: $0.key, value: $0.value) }.sorted()
-                if drafts[namespace]!.groups[key]?.peerAuth ?? -1 < 0 {
-                    drafts[namespace]!.groups[key, default: ([], -1)].peerAuth = Int32(ordinal)
-                }
+                if (draft.groups[key]?.peerAuth ?? -1) < 0 { draft.groups[key, default: ([], -1)].peerAuth = Int32(ordinal) }
             }
+            drafts[namespace] = draft
         }
-        for namespace in namespaces.sorted() {
+        let rootWideAllow = enforcedAllow(drafts[root]?.wide ?? [])
+        meshWideReason = reason(rootWideAllow)
+        var slots: [SlotKey: (groups: [UInt32], gateway: Int32)] = [:]
+        var namespaceSlots: [(String, Int32)] = []
+        for namespace in drafts.keys.sorted() {
             let draft = drafts[namespace]!
-            var resolution = meshResolution
+            let scopeID = Int32(scopes.count)
+            if namespace == root { rootScope = scopeID }
+            namespaceSlots.append((namespace, scopeID))
+            var resolution = (meshModeRaw, meshDecidedBy)
             if draft.namespacePeerAuth >= 0 { resolution = apply(resolution, draft.namespacePeerAuth) }
-            var scope = Scope(namespace: namespace, resolution: resolution)
-            scope.wideBucket = makeBucket(draft.wide)
+            let wideAllow = (namespace == root ? [] : rootWideAllow) + enforcedAllow(draft.wide)
+            scopes.append(ScopeHot(wideBucket: makeBucket(draft.wide), modeRaw: resolution.0, decidedBy: resolution.1,
+                                   wideReason: reason(wideAllow)))
             for (name, policies) in draft.gateways.sorted(by: { $0.key < $1.key }) {
-                scope.gatewayBuckets[name] = makeBucket(policies)
+                slots[SlotKey(scope: scopeID, key: gatewayNameLabel, value: name), default: ([], -1)].gateway = makeBucket(policies)
             }
-            // Index each selector by its rarest label, so a lookup confirms few groups.
+            // File each selector under its rarest label, so a lookup confirms few groups.
             var frequency: [LabelPair: Int] = [:]
             for labels in draft.groups.keys { for label in labels { frequency[label, default: 0] += 1 } }
-            var byKey: [String: [String: [UInt32]]] = [:]
             for (labels, content) in draft.groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                let indexLabel = labels.min { (frequency[$0]!, $0) < (frequency[$1]!, $1) }!
-                let others = labels.filter { $0 != indexLabel }
-                var group = SelectorGroup(otherKeys: others.map(\.key), otherValues: others.map(\.value))
-                group.bucket = makeBucket(content.policies)
-                group.peerAuth = content.peerAuth
-                if content.peerAuth >= 0 { scope.hasWorkloadPeerAuths = true }
-                scope.groups.append(group)
-                byKey[indexLabel.key, default: [:]][indexLabel.value, default: []].append(UInt32(scope.groups.count - 1))
+                let filedUnder = labels.min { (frequency[$0]!, $0) < (frequency[$1]!, $1) }!
+                let othersStart = UInt32(groupLabels.count)
+                for label in labels where label != filedUnder {
+                    groupLabels.append(LabelRuns(key: rules.arena.add(label.key.utf8), value: rules.arena.add(label.value.utf8)))
+                }
+                let groupAllow = enforcedAllow(content.policies)
+                groups.append(GroupHot(bucket: makeBucket(content.policies), peerAuth: content.peerAuth,
+                                       othersStart: othersStart, othersEnd: UInt32(groupLabels.count),
+                                       reason: groupAllow.isEmpty ? -1 : reason(wideAllow + groupAllow)))
+                slots[SlotKey(scope: scopeID, key: filedUnder.key, value: filedUnder.value), default: ([], -1)]
+                    .groups.append(UInt32(groups.count - 1))
             }
-            scope.selectorKeys = byKey.sorted { $0.key < $1.key }.map { SelectorKey(key: $0.key, groupsByValue: $0.value) }
-            scopeIndex[namespace] = Int32(scopes.count)
-            scopes.append(scope)
+        }
+        buildNamespaceTable(namespaceSlots)
+        buildLabelTable(slots)
+    }
+
+    private mutating func buildNamespaceTable(_ entries: [(String, Int32)]) {
+        var capacity = 8
+        while capacity < entries.count * 2 { capacity <<= 1 }
+        namespaceTable = Array(repeating: NamespaceSlot(hash: 0, name: .empty, scope: -1), count: capacity)
+        for (name, scope) in entries {
+            let bytes = Array(name.utf8)
+            let hash = bytes.withUnsafeBufferPointer { hashBytes($0, seed: namespaceSeed) }
+            var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
+            while namespaceTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
+            namespaceTable[i] = NamespaceSlot(hash: hash, name: rules.arena.add(bytes), scope: scope)
+        }
+    }
+
+    private mutating func buildLabelTable(_ slots: [SlotKey: (groups: [UInt32], gateway: Int32)]) {
+        var capacity = 8
+        while capacity < slots.count * 2 { capacity <<= 1 }
+        labelTable = Array(repeating: LabelSlot(hash: 0, scope: -1, key: .empty, value: .empty, groupsStart: 0, groupsEnd: 0,
+                                                gatewayBucket: -1), count: capacity)
+        for (key, content) in slots.sorted(by: { ($0.key.scope, $0.key.key, $0.key.value) < ($1.key.scope, $1.key.key, $1.key.value) }) {
+            let keyBytes = Array(key.key.utf8), valueBytes = Array(key.value.utf8)
+            let labelHash = combineHash(keyBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelKeySeed) },
+                                        valueBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelValueSeed) })
+            let hash = combineHash(labelHash, UInt64(key.scope))
+            let (start, end) = pool.list(content.groups)
+            maxGroupsPerSlot = max(maxGroupsPerSlot, content.groups.count)
+            var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
+            while labelTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
+            labelTable[i] = LabelSlot(hash: hash, scope: key.scope, key: rules.arena.add(keyBytes), value: rules.arena.add(valueBytes),
+                                      groupsStart: start, groupsEnd: end, gatewayBucket: content.gateway)
         }
     }
 
@@ -165,22 +240,21 @@ struct Compiler {
     private mutating func makeBucket(_ policies: [UInt32]) -> Int32 {
         guard !policies.isEmpty else { return -1 }
         let sorted = policies.sorted()
-        var bucketRules: [UInt32] = []
-        var allow: [UInt32] = []
-        for ordinal in sorted {
-            bucketRules += policyRules[Int(ordinal)]
-            let policy = set.authorizationPolicies[Int(ordinal)]
-            if policy.action == .allow && !policy.dryRun { allow.append(ordinal) }
+        let bucketRules = sorted.flatMap { policyRules[Int($0)] }
+        let (rulesStart, rulesEnd) = pool.list(bucketRules)
+        let (allowStart, allowEnd) = pool.list(enforcedAllow(sorted))
+        var index: Int32 = -1
+        if bucketRules.count > options.indexThreshold {
+            indices.append(makeIndex(bucketRules))
+            index = Int32(indices.count - 1)
         }
-        var bucket = Bucket(rules: bucketRules, allowPolicies: allow, index: nil)
-        if bucketRules.count > options.indexThreshold { bucket.index = makeIndex(bucketRules) }
-        buckets.append(bucket)
+        buckets.append(BucketHot(rulesStart: rulesStart, rulesEnd: rulesEnd, allowStart: allowStart, allowEnd: allowEnd, index: index))
         return Int32(buckets.count - 1)
     }
 
     // MARK: Candidate index of a bucket
 
-    private enum Dimension: Int, Hashable, CaseIterable {
+    private enum Dimension: Int, Hashable {
         case principal, path, host, method, port
     }
 
@@ -198,8 +272,8 @@ struct Compiler {
         var keys: [Key]
     }
 
-    /// The fields on which `rule` can be indexed: a rule can only match if the request's attribute
-    /// matches one of the keys (a superset: the candidate is confirmed afterwards).
+    /// The fields on which `rule` can be filed: it can only match when the request's attribute matches one
+    /// of the keys (a superset: candidates are confirmed afterwards).
     private func options(_ rule: Rule) -> [Option] {
         var result: [Option] = []
         if !rule.from.isEmpty && rule.from.allSatisfy({ !$0.principals.isEmpty }) {
@@ -250,13 +324,11 @@ struct Compiler {
     }
 
     private struct StringIndexBuilder {
-        var forward = ByteTrie.Builder()
-        var backward = ByteTrie.Builder()
+        var forward = TrieBuilder()
+        var backward = TrieBuilder()
         var present: [UInt32] = []
-        var used = false
 
         mutating func add(_ key: Key, _ rule: UInt32) {
-            used = true
             switch key {
             case .exact(let bytes): forward.insert(bytes, prefix: false, id: rule)
             case .prefix(let bytes): forward.insert(bytes, prefix: true, id: rule)
@@ -266,17 +338,17 @@ struct Compiler {
             }
         }
 
-        func freeze() -> StringIndex? {
-            guard used else { return nil }
-            return StringIndex(forward: forward.freeze(), backward: backward.freeze(), present: present.sorted())
+        func freeze(into pool: inout PoolBuilder) -> StringIndexHot {
+            let (presentStart, presentEnd) = pool.list(Array(Set(present)).sorted())
+            return StringIndexHot(forward: forward.freeze(into: &pool), backward: backward.freeze(into: &pool),
+                                  presentStart: presentStart, presentEnd: presentEnd)
         }
     }
 
-    private func makeIndex(_ bucketRules: [UInt32]) -> BucketIndex {
+    private mutating func makeIndex(_ bucketRules: [UInt32]) -> IndexHot {
         let ruleOptions = bucketRules.map { global -> [Option] in
-            let entry = rules[Int(global)]
-            let policy = set.authorizationPolicies[Int(entry.policy)]
-            return options(policy.rules[entry.ruleID.index])
+            let (policy, index) = ruleOwners[Int(global)]
+            return options(set.authorizationPolicies[policy].rules[index])
         }
         // How many rules share each key: the expected number of candidates it brings.
         var frequency: [Dimension: [Key: Int]] = [:]
@@ -297,7 +369,7 @@ struct Compiler {
             }
         }
         var always: [UInt32] = []
-        var strings = [Dimension: StringIndexBuilder]()
+        var strings: [Dimension: StringIndexBuilder] = [:]
         var ports: [Int: [UInt32]] = [:]
         for (position, global) in bucketRules.enumerated() {
             var best: Option? = nil
@@ -318,8 +390,17 @@ struct Compiler {
                 }
             }
         }
-        return BucketIndex(always: always, principal: strings[.principal]?.freeze(), path: strings[.path]?.freeze(),
-                           host: strings[.host]?.freeze(), method: strings[.method]?.freeze(),
-                           ports: ports.mapValues { $0.sorted() })
+        func freeze(_ dimension: Dimension) -> StringIndexHot {
+            strings[dimension]?.freeze(into: &pool) ?? .unused
+        }
+        let (alwaysStart, alwaysEnd) = pool.list(always)
+        let principal = freeze(.principal), path = freeze(.path), host = freeze(.host), method = freeze(.method)
+        let portsStart = UInt32(portEntries.count)
+        for (port, list) in ports.sorted(by: { $0.key < $1.key }) {
+            let (start, end) = pool.list(Array(Set(list)).sorted())
+            portEntries.append(PortEntry(port: port, start: start, end: end))
+        }
+        return IndexHot(alwaysStart: alwaysStart, alwaysEnd: alwaysEnd, principal: principal, path: path, host: host,
+                        method: method, portsStart: portsStart, portsEnd: UInt32(portEntries.count))
     }
 }

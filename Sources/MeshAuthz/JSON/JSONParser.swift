@@ -102,7 +102,14 @@ private let zero: UInt8 = 0x30
 private let nine: UInt8 = 0x39
 
 /// Bytes that a string copies without a second look: ASCII, not a control character, `"` or `\`.
-private let stringByteIsPlain: [Bool] = (0..<256).map { $0 >= 0x20 && $0 < 0x80 && $0 != 0x22 && $0 != 0x5C }
+/// Bit masks over 0-63 and 64-127 (constants: a global table costs a lazy-initialization check per call).
+@inline(__always)
+private func stringByteIsPlain(_ byte: UInt8) -> Bool {
+    let low: UInt64 = 0xFFFF_FFFB_0000_0000  // 0x20-0x3F except 0x22 (")
+    let high: UInt64 = ~(1 << 28)  // 0x40-0x7F except 0x5C (\)
+    guard byte < 0x80 else { return false }
+    return ((byte < 0x40 ? low : high) >> UInt64(byte & 0x3F)) & 1 == 1
+}
 
 extension JSONParser {
     struct Cursor {
@@ -342,7 +349,7 @@ extension JSONParser {
             var cursor = index + 1
             while true {
                 // Plain ASCII bytes are the common case: one table look-up each.
-                while cursor < count && stringByteIsPlain[Int(base[cursor])] { cursor += 1 }
+                while cursor < count && stringByteIsPlain(base[cursor]) { cursor += 1 }
                 guard cursor < count else { throw error("unterminated string", at: index) }
                 let byte = base[cursor]
                 if byte == quote { return (cursor, false) }

@@ -137,7 +137,7 @@ public struct JSONWriter: Sendable {
         if needsComma { bytes.append(0x2C) }
     }
 
-    private mutating func appendInteger(_ value: Int) {
+    mutating func appendInteger(_ value: Int) {
         if value < 0 { bytes.append(0x2D) }
         var magnitude = value.magnitude
         if magnitude < 10 {
@@ -156,48 +156,66 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    private mutating func appendQuoted(_ text: String) {
-        var text = text
-        text.withUTF8 { appendQuoted($0) }
+    // Fragment writers for fixed shapes (see `Decision.writeJSON`): no comma bookkeeping, the caller
+    // writes the punctuation inside a container it opened with `beginObject`/`beginArray`.
+
+    /// Appends a fragment of JSON text as is.
+    @inline(__always)
+    mutating func appendRaw(_ fragment: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: fragment.utf8Start, count: fragment.utf8CodeUnitCount))
     }
 
-    private mutating func appendQuoted(_ text: Substring) {
-        var text = text
-        text.withUTF8 { appendQuoted($0) }
-    }
-
-    private mutating func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>) {
+    mutating func appendQuoted(_ text: String) {
         bytes.append(0x22)
+        appendEscaped(text)
+        bytes.append(0x22)
+    }
+
+    mutating func appendQuoted(_ text: Substring) {
+        bytes.append(0x22)
+        var text = text
+        text.withUTF8 { appendEscaped($0) }
+        bytes.append(0x22)
+    }
+
+    /// The escaped content of a string, without the quotes.
+    mutating func appendEscaped(_ text: String) {
+        if let done: Void = text.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) { return done }
+        var text = text
+        text.withUTF8 { appendEscaped($0) }
+    }
+
+    mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
         var runStart = 0
         var index = 0
         let count = utf8.count
-        while index < count {
-            let byte = utf8[index]
-            if byte >= 0x20 && byte != 0x22 && byte != 0x5C {
-                index += 1
-                continue
-            }
+        while true {
+            while index < count && !needsEscape(utf8[index]) { index += 1 }
             if runStart < index { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
-            bytes.append(0x5C)
+            guard index < count else { return }
+            let byte = utf8[index]
             switch byte {
-            case 0x22: bytes.append(0x22)
-            case 0x5C: bytes.append(0x5C)
-            case 0x0A: bytes.append(0x6E)  // n
-            case 0x0D: bytes.append(0x72)  // r
-            case 0x09: bytes.append(0x74)  // t
-            case 0x08: bytes.append(0x62)  // b
-            case 0x0C: bytes.append(0x66)  // f
+            case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])  // \n
+            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])  // \r
+            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])  // \t
+            case 0x08: bytes.append(contentsOf: [0x5C, 0x62])  // \b
+            case 0x0C: bytes.append(contentsOf: [0x5C, 0x66])  // \f
             default:
                 let low = byte & 0x0F
-                bytes.append(contentsOf: [0x75, 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
+                bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
             }
             index += 1
             runStart = index
         }
-        if runStart < count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<count])) }
-        bytes.append(0x22)
     }
 }
+
+/// Bytes a JSON string cannot hold as they are: `"`, `\` and the controls U+0000–U+001F.
+/// (Comparisons rather than a table: a global table costs a lazy-initialization check per call.)
+@inline(__always)
+private func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
 
 extension JSONValue {
     /// The value serialized by `JSONWriter` (object keys sorted).

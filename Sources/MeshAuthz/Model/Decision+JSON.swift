@@ -8,43 +8,46 @@
 /// Keys always appear, in this order; `openapi.yaml` describes the same shape.
 extension Decision {
     public func writeJSON(into writer: inout JSONWriter) {
+        // A fixed shape, written as fixed fragments around the escaped values (this is on every answer of
+        // `/v1/check` and `/ext_authz`).
         writer.beginObject()
-        writer.key("allowed")
-        writer.bool(allowed)
-        writer.key("decision")
-        writer.string(allowed ? "ALLOW" : "DENY")
-        writer.key("reason")
-        writer.string(reason)
-        writer.key("policy")
-        if let rule { writer.string(rule.policy.description) } else { writer.null() }
-        writer.key("rule")
-        if let rule { writer.number(rule.index) } else { writer.null() }
-        writer.key("ruleId")
-        if let rule { writer.string(rule.description) } else { writer.null() }
-        writer.key("stage")
-        writer.string(stage.rawValue)
-        writer.key("mtlsMode")
-        writer.string(mtlsMode.wireName)
-        writer.key("dryRun")
-        writer.beginArray()
-        for report in dryRun {
-            writer.beginObject()
-            writer.key("action")
-            writer.string(report.action.rawValue)
-            report.writeRuleMembers(into: &writer)
-            writer.key("wouldBe")
-            writer.string(report.wouldBe)
-            writer.endObject()
+        writer.appendRaw(allowed ? #""allowed":true,"decision":"ALLOW","reason":"# : #""allowed":false,"decision":"DENY","reason":"#)
+        writer.appendQuoted(reason)
+        if let rule {
+            writer.appendRaw(#","policy":"#)
+            rule.writePolicy(into: &writer)
+            writer.appendRaw(#","rule":"#)
+            writer.appendInteger(rule.index)
+            writer.appendRaw(#","ruleId":"#)
+            writer.appendQuoted(rule.description)
+        } else {
+            writer.appendRaw(#","policy":null,"rule":null,"ruleId":null"#)
         }
-        writer.endArray()
-        writer.key("audit")
-        writer.beginArray()
-        for report in audit {
-            writer.beginObject()
-            report.writeRuleMembers(into: &writer)
-            writer.endObject()
+        writer.appendRaw(#","stage":"#)
+        writer.appendQuoted(stage.rawValue)
+        // A resolved mode is never UNSET (the resolver starts from Istio's PERMISSIVE default); should one
+        // reach here it is reported as that default.
+        switch mtlsMode {
+        case .strict: writer.appendRaw(#","mtlsMode":"STRICT","dryRun":["#)
+        case .permissive, .unset: writer.appendRaw(#","mtlsMode":"PERMISSIVE","dryRun":["#)
+        case .disable: writer.appendRaw(#","mtlsMode":"DISABLE","dryRun":["#)
         }
-        writer.endArray()
+        for (position, report) in dryRun.enumerated() {
+            writer.appendRaw(position == 0 ? #"{"action":"# : #",{"action":"#)
+            writer.appendQuoted(report.action.rawValue)
+            writer.appendRaw(#","policy":"#)
+            report.writeRuleMembers(into: &writer)
+            writer.appendRaw(#","wouldBe":"#)
+            writer.appendQuoted(report.wouldBe)
+            writer.appendRaw("}")
+        }
+        writer.appendRaw(#"],"audit":["#)
+        for (position, report) in audit.enumerated() {
+            writer.appendRaw(position == 0 ? #"{"policy":"# : #",{"policy":"#)
+            report.writeRuleMembers(into: &writer)
+            writer.appendRaw("}")
+        }
+        writer.appendRaw("]")
         writer.endObject()
     }
 
@@ -76,25 +79,24 @@ extension Decision.Report {
         }
     }
 
+    /// `"ns/name","rule":N,"ruleId":"..."` after a `"policy":` the caller wrote.
     func writeRuleMembers(into writer: inout JSONWriter) {
-        writer.key("policy")
-        writer.string(rule.policy.description)
-        writer.key("rule")
-        writer.number(rule.index)
-        writer.key("ruleId")
-        writer.string(rule.description)
+        rule.writePolicy(into: &writer)
+        writer.appendRaw(#","rule":"#)
+        writer.appendInteger(rule.index)
+        writer.appendRaw(#","ruleId":"#)
+        writer.appendQuoted(rule.description)
     }
 }
 
-extension MTLSMode {
-    /// The effective mode as reported. A resolved mode is never UNSET (the resolver starts from Istio's
-    /// PERMISSIVE default); should an UNSET reach here it is reported as that default.
-    var wireName: String {
-        switch self {
-        case .strict: return "STRICT"
-        case .permissive, .unset: return "PERMISSIVE"
-        case .disable: return "DISABLE"
-        }
+extension RuleID {
+    /// `"namespace/name"`, without building the string.
+    func writePolicy(into writer: inout JSONWriter) {
+        writer.appendRaw("\"")
+        writer.appendEscaped(policy.namespace)
+        writer.appendRaw("/")
+        writer.appendEscaped(policy.name)
+        writer.appendRaw("\"")
     }
 }
 

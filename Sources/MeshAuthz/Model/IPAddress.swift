@@ -12,7 +12,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses dotted IPv4 or RFC 4291 IPv6 text; nil when it is neither.
     public init?(_ text: Substring) {
-        if text.contains(":") {
+        if text.utf8.contains(UInt8(ascii: ":")) {
             guard let v6 = IPAddress.parseV6(text) else { return nil }
             self = v6
         } else {

@@ -70,6 +70,8 @@ extension CheckRequest {
     ///   than one silently replacing the other (the same reasoning as duplicate JSON keys);
     /// - when several fields are wrong, the one reported is the least key at each level (object members
     ///   have no meaningful order), so a body always gets the same error.
+    ///
+    /// A value nested deeper than `JSONParser.defaultMaxDepth` is refused as `invalid_json`, as a body would be.
     public static func decode(_ value: JSONValue) throws(RequestError) -> CheckRequest {
         guard case .object = value else {
             throw RequestError.invalidRequest("a request must be a JSON object, not \(value.kindName)", field: nil)
@@ -521,8 +523,8 @@ enum FieldPath {
     }
 }
 
-/// Members of a JSON object come out of a dictionary in no particular order; to report the same error
-/// for the same body every time, the failure of the least key wins.
+/// The members of a JSON object have no meaningful order (and a `JSONValue` object none at all); to
+/// report the same error for the same request however it is written, the failure of the least key wins.
 struct FirstFailure {
     private var key: String?
     private(set) var error: RequestError?
@@ -531,10 +533,6 @@ struct FirstFailure {
         if let current = self.key, current <= key { return }
         self.key = key
         self.error = error
-    }
-
-    func check() throws(RequestError) {
-        if let error { throw error }
     }
 }
 

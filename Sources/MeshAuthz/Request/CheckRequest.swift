@@ -70,9 +70,14 @@ public struct CheckRequest: Sendable, Hashable {
             self.method = method
             self.path = path
             self.host = host
-            var lowered: [String: String] = [:]
-            for (name, value) in headers { lowered[name.lowercased()] = value }
-            self.headers = lowered
+            // Decoders hand over lower-cased names already; only copy when one is not.
+            if headers.keys.contains(where: { $0.utf8.contains { $0 &- 65 < 26 } }) {
+                var lowered: [String: String] = [:]
+                for (name, value) in headers { lowered[name.lowercased()] = value }
+                self.headers = lowered
+            } else {
+                self.headers = headers
+            }
             self.claims = claims
         }
     }

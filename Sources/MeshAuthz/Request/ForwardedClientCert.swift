@@ -63,9 +63,9 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// The caller's identity: the `URI=` of the last element, the one the nearest proxy added about the
     /// peer it verified. Never a `By=` (that is the proxy's own identity), never an earlier element
     /// (anyone upstream of the nearest proxy, the client included, can write those). A certificate with
-    /// several URI SANs yields the first, as Envoy lists them in certificate order and Istio's
-    /// `source.principal` is the first. Nil when the last element has no non-empty `URI=` or when the
-    /// header is malformed. Whether the header is believed at all (who sent it) is the caller's decision.
+    /// several URI SANs (Envoy writes one `URI=` each, in certificate order) yields the first; a SPIFFE
+    /// SVID has exactly one. Nil when the last element has no non-empty `URI=` or when the header is
+    /// malformed. Whether the header is believed at all (who sent it) is the caller's decision.
     public var principal: String? {
         guard !elements.isEmpty else { return nil }
         return uri(ofElement: elements.count - 1)
