@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "meshauthz",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshauthz", targets: ["meshauthz"]),
         .library(name: "MeshAuthz", targets: ["MeshAuthz"]),

@@ -153,7 +153,7 @@ def parse_wrk(out: str) -> dict:
 
 
 def wrk(port: int, seconds: float, connections: int, cpus: set[int] | None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "2s",
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "2s",
            "-H", f"x-forwarded-client-cert: {XFCC}", "-H", "Host: api.example.com", f"http://127.0.0.1:{port}{PATH}"]
     if cpus:
         cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + cmd

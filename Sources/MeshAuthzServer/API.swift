@@ -24,14 +24,16 @@ public final class API: Sendable {
     public let store: PolicyStore
     public let metrics: Metrics
     public let defaults: ExtAuthzDefaults
+    public let trust: ForwardedTrust
     let logger: Logger
     let logDecisions: Bool
 
     public init(store: PolicyStore, metrics: Metrics, defaults: ExtAuthzDefaults = ExtAuthzDefaults(),
-                logger: Logger, logDecisions: Bool = false) {
+                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, logDecisions: Bool = false) {
         self.store = store
         self.metrics = metrics
         self.defaults = defaults
+        self.trust = trust
         self.logger = logger
         self.logDecisions = logDecisions
     }
@@ -39,6 +41,21 @@ public final class API: Sendable {
     /// The server's handler.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let (endpoint, response) = route(request)
+        metrics.recordHTTP(endpoint, status: response.status)
+        return response
+    }
+
+    /// The handler of the plaintext probe listener (`serve --health-listen`): `/healthz`, `/readyz` and
+    /// `/metrics` only, so that probes and scrapers need no client certificate while decisions do.
+    public func handleProbe(_ request: HTTPRequest) -> HTTPResponse {
+        let (endpoint, response): (Metrics.Endpoint, HTTPResponse)
+        switch request.rawPath {
+        case "/healthz", "/readyz", "/metrics":
+            (endpoint, response) = route(request)
+        default:
+            (endpoint, response) = (.notFound, Self.error(404, code: "not_found",
+                                                          "this listener serves /healthz, /readyz and /metrics only"))
+        }
         metrics.recordHTTP(endpoint, status: response.status)
         return response
     }
@@ -82,11 +99,25 @@ public final class API: Sendable {
             return Self.error(405, code: "method_not_allowed", "/v1/check accepts POST only, not \(request.method)",
                               headers: [("Allow", "POST")])
         }
-        let body: CheckRequestBody
+        var body: CheckRequestBody
         do {
             body = try CheckRequest.decodeBody(request.body)
         } catch {
             return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
+        }
+        // Over the mTLS listener, a request that names no principal is about the caller itself.
+        if request.isTLS, let own = request.peerCertificateURISANs.first {
+            func fill(_ r: inout CheckRequest) {
+                if r.source.principal == nil { r.source.principal = CheckRequest.Peer.withSPIFFEScheme(own) }
+            }
+            switch body {
+            case .single(var one):
+                fill(&one)
+                body = .single(one)
+            case .batch(var many):
+                for i in many.indices { fill(&many[i]) }
+                body = .batch(many)
+            }
         }
         switch body {
         case .single(let one):

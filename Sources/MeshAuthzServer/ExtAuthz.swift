@@ -17,7 +17,8 @@ import MicroHTTPD
 /// path Envoy already normalized), so the same request gets the same decision through every gateway.
 ///
 /// The caller: `URI=` of the last element of `x-forwarded-client-cert` (mTLS exactly when there is one);
-/// `source.ip` from `x-authz-source-ip`, else the TCP peer. The destination: `x-authz-namespace`,
+/// `source.ip` from `x-authz-source-ip`, else the TCP peer. Both only from a trusted forwarder
+/// (`ForwardedTrust`: loopback by default); from another peer they are ignored. The destination: `x-authz-namespace`,
 /// `x-authz-workload` (`k=v,k=v`), `x-authz-port`, defaulting to `serve --default-namespace` /
 /// `--default-workload`. Every other header (names lower-cased, repeated ones joined with `,`) is a
 /// request header for `request.headers[...]` conditions.
@@ -59,19 +60,24 @@ extension API {
         check.request.host = host
         check.request.headers = h.headers
 
-        if let xfcc = h.xfcc, let principal = ForwardedClientCert.principal(fromHeader: xfcc) {
+        // The caller: believed from a trusted forwarder only (see `ForwardedTrust`).
+        let peerText = request.peerAddress
+        let peerIP = peerText.flatMap { IPAddress($0) }
+        let trusted = (h.xfcc != nil || h.sourceIP != nil)
+            && trust.believes(peerIP: peerIP, peerIdentities: { request.peerCertificateURISANs })
+        if trusted, let xfcc = h.xfcc, let principal = ForwardedClientCert.principal(fromHeader: xfcc) {
             check.source.principal = CheckRequest.Peer.withSPIFFEScheme(principal)
             check.source.mtls = true
         } else {
             check.source.mtls = false
         }
-        if let text = h.sourceIP {
+        if trusted, let text = h.sourceIP {
             guard let ip = IPAddress(text) else {
                 return Self.gatewayError("x-authz-source-ip is not an IP address", field: "x-authz-source-ip")
             }
             check.source.ip = ip
-        } else if let peer = request.peerAddress {
-            check.source.ip = IPAddress(peer)
+        } else {
+            check.source.ip = peerIP
         }
 
         check.destination.namespace = h.namespace ?? defaults.namespace

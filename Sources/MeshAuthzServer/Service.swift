@@ -24,10 +24,18 @@ public struct ServeConfiguration: Sendable {
     public var threads: Int
     public var connectionTimeoutSeconds: UInt32
     public var maxBodyBytes: Int
+    /// Whose `x-forwarded-client-cert` / `x-authz-source-ip` `/ext_authz` believes.
+    public var trust: ForwardedTrust
+    /// mTLS on the main listener (client certificates required and verified); nil for plain HTTP.
+    public var tls: TLSFiles?
+    /// A second, plaintext listener for `/healthz`, `/readyz` and `/metrics` only (probes, scrapers).
+    public var probeListener: (host: String, port: UInt16)?
 
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, defaults: ExtAuthzDefaults,
                 engine: EngineKind = .reference, reloadInterval: Double = 1, logDecisions: Bool = false,
-                threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20) {
+                threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20,
+                trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
+                probeListener: (host: String, port: UInt16)? = nil) {
         self.policyDirectory = policyDirectory
         self.host = host
         self.port = port
@@ -39,6 +47,22 @@ public struct ServeConfiguration: Sendable {
         self.threads = threads
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
         self.maxBodyBytes = maxBodyBytes
+        self.trust = trust
+        self.tls = tls
+        self.probeListener = probeListener
+    }
+}
+
+/// The PEM files of the mTLS listener; re-read by the server when they change (certificate rotation).
+public struct TLSFiles: Sendable {
+    public var certificate: String
+    public var key: String
+    public var clientCA: String
+
+    public init(certificate: String, key: String, clientCA: String) {
+        self.certificate = certificate
+        self.key = key
+        self.clientCA = clientCA
     }
 }
 
@@ -65,28 +89,50 @@ public enum Service {
                                 store: store, metrics: metrics, logger: logger)
         reloader.poll()
 
-        let api = API(store: store, metrics: metrics, defaults: config.defaults, logger: logger,
+        let api = API(store: store, metrics: metrics, defaults: config.defaults, trust: config.trust, logger: logger,
                       logDecisions: config.logDecisions)
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
             maxBodyBytes: config.maxBodyBytes, threadPoolSize: config.threads,
+            tls: config.tls.map { TLSConfiguration(certificateFile: $0.certificate, keyFile: $0.key, clientCAFile: $0.clientCA) },
             errorLogger: { message in serverLogger.warning("libmicrohttpd: \(message)") })
         let server = HTTPServer(configuration: httpConfig) { request in api.handle(request) }
+
+        var probeServer: HTTPServer?
+        if let probe = config.probeListener {
+            let probeConfig = HTTPServerConfiguration(
+                host: probe.host, port: probe.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
+                maxBodyBytes: 0, threadPoolSize: 1,
+                errorLogger: { message in serverLogger.warning("libmicrohttpd (probes): \(message)") })
+            probeServer = HTTPServer(configuration: probeConfig) { request in api.handleProbe(request) }
+        }
         do {
             try server.start()
+            try probeServer?.start()
         } catch {
             logger.critical("cannot start the HTTP server: \(error)")
+            server.stop()
             return 1
         }
-        let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
-        logger.info("listening on http://\(shownHost):\(server.boundPort) (policies: \(config.policyDirectory))")
+        if let probeServer, let probe = config.probeListener {
+            // Worded differently from the line below on purpose: tools look for the first "listening on".
+            logger.info("probe endpoints (/healthz, /readyz, /metrics) on http://\(showHost(probe.host)):\(probeServer.boundPort)")
+        }
+        let scheme = config.tls == nil ? "http" : "https"
+        let mtls = config.tls == nil ? "" : ", client certificates required"
+        logger.info("listening on \(scheme)://\(showHost(config.host)):\(server.boundPort) (policies: \(config.policyDirectory)\(mtls))")
 
         let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger)
         logger.info("received \(signalName(signal)), stopping")
         server.stop()
+        probeServer?.stop()
         logger.info("stopped")
         return 0
+    }
+
+    static func showHost(_ host: String) -> String {
+        host.contains(":") ? "[\(host)]" : host
     }
 
     /// Waits for SIGINT/SIGTERM, reloading on SIGHUP and polling every `interval` seconds meanwhile.

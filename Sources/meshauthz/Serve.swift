@@ -47,6 +47,32 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Largest accepted request body (413 above).", valueName: "bytes"))
     var maxBodyBytes: Int = 4 << 20
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "Peers whose x-forwarded-client-cert and x-authz-source-ip /ext_authz believes (CIDRs, comma-separated, repeatable; default: loopback only). From others they are ignored.",
+        valueName: "cidr[,cidr...]"))
+    var trustXfccFrom: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "Also require the forwarding peer to present, over the mTLS listener, a certificate with this URI SAN (repeatable).",
+        valueName: "spiffe-uri"))
+    var trustXfccIdentity: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Serve HTTPS with this certificate (PEM); needs --tls-key and --client-ca.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .long, help: ArgumentHelp("Private key (PEM) of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "CA bundle (PEM) client certificates must chain to: every client needs one. The three files are re-read when they change.",
+        valueName: "file"))
+    var clientCa: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Also serve /healthz, /readyz and /metrics in plain HTTP here (for probes when the main listener is mTLS).",
+        valueName: "host:port"))
+    var healthListen: String?
+
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -64,6 +90,12 @@ struct Serve: ParsableCommand {
         guard reloadInterval >= 0, reloadInterval.isFinite else { throw ValidationError("--reload-interval must be >= 0") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
         guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must be >= 0") }
+        _ = try forwardedTrust()
+        let tlsFiles = [tlsCert, tlsKey, clientCa].compactMap { $0 }
+        guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
+            throw ValidationError("--tls-cert, --tls-key and --client-ca go together (mutual TLS)")
+        }
+        if let healthListen { _ = try parseListen(healthListen) }
     }
 
     func run() throws {
@@ -86,9 +118,26 @@ struct Serve: ParsableCommand {
                                        labels: parseWorkloadLabels(defaultWorkload) ?? [:]),
             engine: EngineKind(rawValue: engine) ?? .reference,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
-            connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes)
+            connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,
+            trust: try forwardedTrust(),
+            tls: tlsCert.flatMap { cert in
+                tlsKey.flatMap { key in clientCa.map { TLSFiles(certificate: cert, key: key, clientCA: $0) } }
+            },
+            probeListener: try healthListen.map { try parseListen($0) })
         let code = Service.run(config, logger: logger)
         if code != 0 { throw ExitCode(code) }
+    }
+}
+
+extension Serve {
+    func forwardedTrust() throws -> ForwardedTrust {
+        switch ForwardedTrust.parseNetworks(trustXfccFrom) {
+        case .failure(let bad):
+            throw ValidationError("--trust-xfcc-from: \"\(bad.text)\" is not an IP address or CIDR block")
+        case .success(let networks):
+            return ForwardedTrust(networks: trustXfccFrom.isEmpty ? ForwardedTrust.loopback : networks,
+                                  identities: Set(trustXfccIdentity))
+        }
     }
 }
 

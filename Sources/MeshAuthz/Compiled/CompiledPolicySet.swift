@@ -133,10 +133,15 @@ public final class CompiledPolicySet: Sendable {
     // MARK: Deciding
 
     public func evaluate(_ request: CheckRequest) -> Decision {
-        RequestView.with(request) { view in evaluate(request, view) }
+        // Borrowed through a pointer: closures below capture the pointer, never a copy of the request.
+        withUnsafePointer(to: request) { request in
+            RequestView.with(request, scratch: 3 + request.pointee.destination.labels.count * 2 * max(1, maxGroupsPerSlot)) {
+                evaluate(request, $0, $1)
+            }
+        }
     }
 
-    private struct Applicable {
+    struct Applicable {
         var bucket: Int32
         /// The selector group it came from, -1 for a wide or gateway bucket.
         var group: Int32
@@ -144,10 +149,10 @@ public final class CompiledPolicySet: Sendable {
         enum Kind { case wide, ownGroup, other }
     }
 
-    private func evaluate(_ request: CheckRequest, _ view: RequestView) -> Decision {
+    private func evaluate(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
+                          _ applicable: UnsafeMutableBufferPointer<Applicable>) -> Decision {
         let ws: Int32 = view.namespace.map(findScope) ?? -1
-        let capacity = 3 + view.labels.count * 2 * max(1, maxGroupsPerSlot)
-        return withUnsafeTemporaryAllocation(of: Applicable.self, capacity: capacity) { applicable in
+        do {
             // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
             var count = 0
             var workloadPeer = Int32.max
@@ -189,7 +194,7 @@ public final class CompiledPolicySet: Sendable {
                 }
             }
             let mode = MTLSModeCode.mode(modeRaw)
-            if modeRaw == MTLSModeCode.strict && !request.source.isMTLS {
+            if modeRaw == MTLSModeCode.strict && !view.isMTLS {
                 let reason = decidedBy >= 0 ? peerReasons[Int(decidedBy)] : strictReasonDefault
                 return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
             }
@@ -270,7 +275,7 @@ public final class CompiledPolicySet: Sendable {
 
     /// The matching rules of one bucket, folded into `verdicts`.
     @inline(__always)
-    private func collect(_ bucketID: Int32, _ view: RequestView, _ request: CheckRequest, _ verdicts: inout Verdicts) {
+    private func collect(_ bucketID: Int32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
         let bucket = buckets[bucketID]
         if bucket.allowStart < bucket.allowEnd { verdicts.hasAllowPolicy = true }
         guard bucket.index >= 0 else {
@@ -305,7 +310,7 @@ public final class CompiledPolicySet: Sendable {
     }
 
     @inline(__always)
-    private func consider(_ rule: UInt32, _ view: RequestView, _ request: CheckRequest, _ verdicts: inout Verdicts) {
+    private func consider(_ rule: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
         let entry = ruleHot[rule]
         switch entry.category {
         case .allow:
@@ -353,7 +358,7 @@ public final class CompiledPolicySet: Sendable {
     // MARK: Confirming a candidate rule
 
     @inline(__always)
-    func matches(_ ruleIndex: UInt32, _ view: RequestView, _ request: CheckRequest) -> Bool {
+    func matches(_ ruleIndex: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
         let rule = compiledRules[ruleIndex]
         var c = rule.whenStart
         while c < rule.whenEnd {
@@ -364,7 +369,7 @@ public final class CompiledPolicySet: Sendable {
     }
 
     @inline(__always)
-    private func anyClause(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: CheckRequest) -> Bool {
+    private func anyClause(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
         if start == end { return true }
         var i = start
         clauses: while i < end {
@@ -381,7 +386,7 @@ public final class CompiledPolicySet: Sendable {
     }
 
     /// One field: a positive matcher must match (when there are any) and no negative one may.
-    private func holds(_ check: FieldCheck, _ view: RequestView, _ request: CheckRequest) -> Bool {
+    private func holds(_ check: FieldCheck, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
         switch check.attribute {
         case .principal: return holds(check) { matches($0, view.principal) }
         case .path: return holds(check) { matches($0, view.path) }
@@ -399,7 +404,7 @@ public final class CompiledPolicySet: Sendable {
                 return issuer.matches(issuerBytes, arena) && subject.matches(subjectBytes, arena)
             }
         case .header(let id):
-            guard let value = request.request.header(named: headerNames[Int(id)]) else { return holds(check) { _ in false } }
+            guard let value = request.pointee.request.header(named: headerNames[Int(id)]) else { return holds(check) { _ in false } }
             return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
         case .claim(let id):
             return holdsClaim(check, claimPaths[Int(id)], view, request)
@@ -446,8 +451,8 @@ public final class CompiledPolicySet: Sendable {
     }
 
     /// `request.auth.claims[...]` (and audiences, presenter): the claim as Envoy's jwt_authn publishes it.
-    private func holdsClaim(_ check: FieldCheck, _ path: [String], _ view: RequestView, _ request: CheckRequest) -> Bool {
-        if let claims = request.request.claims {
+    private func holdsClaim(_ check: FieldCheck, _ path: [String], _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+        if let claims = request.pointee.request.claims {
             guard var value = claims[path[0]] else { return holds(check) { _ in false } }
             for key in path.dropFirst() {
                 guard let next = value[key] else { return holds(check) { _ in false } }
@@ -474,7 +479,7 @@ public final class CompiledPolicySet: Sendable {
             }
         }
         // No claims but a request principal: Envoy's payload then holds only `iss` and `sub`.
-        guard request.source.requestPrincipal != nil, path.count == 1 else { return holds(check) { _ in false } }
+        guard request.pointee.source.requestPrincipal != nil, path.count == 1 else { return holds(check) { _ in false } }
         let value: Bytes? = path[0] == "iss" ? view.issuer : path[0] == "sub" ? view.subject : nil
         return holds(check) { matches($0, value) }
     }
@@ -660,74 +665,79 @@ struct RequestView {
     var sourceIP: IPAddress?
     var remoteIP: IPAddress?
     var destinationIP: IPAddress?
+    var isMTLS = false
 
-    /// Copies the strings into temporary buffers (on the stack when small) and calls `body`.
+    /// Copies the strings into temporary buffers (on the stack when small) and calls `body` with the view
+    /// and a scratch buffer of `scratch` elements.
     @inline(__always)
-    static func with<R>(_ request: CheckRequest, _ body: (RequestView) -> R) -> R {
-        let principal = request.source.authenticatedPrincipal
-        let path = request.request.path
-        let jwt = request.source.requestPrincipal
+    static func with<Scratch, R>(_ request: UnsafePointer<CheckRequest>, scratch: Int,
+                                 _ body: (RequestView, UnsafeMutableBufferPointer<Scratch>) -> R) -> R {
+        let principal = request.pointee.source.authenticatedPrincipal
+        let jwt = request.pointee.source.requestPrincipal
         var claimIssuer: String? = nil, claimSubject: String? = nil
-        if jwt == nil, let claims = request.request.claims {
+        if jwt == nil, let claims = request.pointee.request.claims {
             claimIssuer = claims["iss"]?.stringValue
             claimSubject = claims["sub"]?.stringValue
         }
-        let labels = request.destination.labels
         @inline(__always) func size(_ s: String?) -> Int { s?.utf8.count ?? 0 }
-        var total = size(principal) + size(path) + size(request.request.method) + size(request.request.host)
-            + size(request.connection.sni) + size(jwt) + size(claimIssuer) + size(claimSubject)
-            + size(request.destination.namespace)
-        for (key, value) in labels { total += key.utf8.count + value.utf8.count }
+        var total = size(principal) + size(request.pointee.request.path) + size(request.pointee.request.method)
+            + size(request.pointee.request.host) + size(request.pointee.connection.sni) + size(jwt) + size(claimIssuer)
+            + size(claimSubject) + size(request.pointee.destination.namespace)
+        for (key, value) in request.pointee.destination.labels { total += key.utf8.count + value.utf8.count }
+        let labelCount = request.pointee.destination.labels.count
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { buffer in
-            withUnsafeTemporaryAllocation(of: LabelView.self, capacity: max(labels.count, 1)) { labelViews in
-                var offset = 0
-                @inline(__always) func put(_ s: String?) -> Bytes? {
-                    guard let s else { return nil }
-                    let start = offset
-                    let written = s.withBytes { bytes -> Int in
-                        if let source = bytes.baseAddress, bytes.count > 0 {
-                            (buffer.baseAddress! + start).initialize(from: source, count: bytes.count)
+            withUnsafeTemporaryAllocation(of: LabelView.self, capacity: max(labelCount, 1)) { labelViews in
+                withUnsafeTemporaryAllocation(of: Scratch.self, capacity: max(scratch, 1)) { scratchBuffer in
+                    var offset = 0
+                    @inline(__always) func put(_ s: String?) -> Bytes? {
+                        guard let s else { return nil }
+                        let start = offset
+                        let written = s.withBytes { bytes -> Int in
+                            if let source = bytes.baseAddress, bytes.count > 0 {
+                                (buffer.baseAddress! + start).initialize(from: source, count: bytes.count)
+                            }
+                            return bytes.count
                         }
-                        return bytes.count
+                        offset += written
+                        return Bytes(start: buffer.baseAddress! + start, count: written)
                     }
-                    offset += written
-                    return Bytes(start: buffer.baseAddress! + start, count: written)
-                }
-                var l = 0
-                for (key, value) in labels {
-                    let keyBytes = put(key)!, valueBytes = put(value)!
-                    let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
-                    (labelViews.baseAddress! + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
-                    l += 1
-                }
-                var view = RequestView(labels: UnsafeBufferPointer(rebasing: labelViews[..<l]))
-                view.namespace = put(request.destination.namespace)
-                view.principal = put(principal)
-                if let full = put(path) {
-                    var end = 0
-                    while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
-                    view.path = Bytes(rebasing: full[..<end])
-                }
-                view.method = put(request.request.method)
-                view.host = put(request.request.host)
-                view.sni = put(request.connection.sni)
-                if let text = put(jwt) {
-                    // `iss/sub`, split at the last `/`.
-                    if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
-                        view.issuer = Bytes(rebasing: text[..<slash])
-                        view.subject = Bytes(rebasing: text[(slash + 1)...])
+                    var l = 0
+                    for (key, value) in request.pointee.destination.labels {
+                        let keyBytes = put(key)!, valueBytes = put(value)!
+                        let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
+                        (labelViews.baseAddress! + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
+                        l += 1
+                    }
+                    var view = RequestView(labels: UnsafeBufferPointer(rebasing: labelViews[..<l]))
+                    view.namespace = put(request.pointee.destination.namespace)
+                    view.principal = put(principal)
+                    if let full = put(request.pointee.request.path) {
+                        var end = 0
+                        while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
+                        view.path = Bytes(rebasing: full[..<end])
+                    }
+                    view.method = put(request.pointee.request.method)
+                    view.host = put(request.pointee.request.host)
+                    view.sni = put(request.pointee.connection.sni)
+                    if let text = put(jwt) {
+                        // `iss/sub`, split at the last `/`.
+                        if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
+                            view.issuer = Bytes(rebasing: text[..<slash])
+                            view.subject = Bytes(rebasing: text[(slash + 1)...])
+                        } else {
+                            view.issuer = text
+                        }
                     } else {
-                        view.issuer = text
+                        view.issuer = put(claimIssuer)
+                        view.subject = put(claimSubject)
                     }
-                } else {
-                    view.issuer = put(claimIssuer)
-                    view.subject = put(claimSubject)
+                    view.isMTLS = request.pointee.source.isMTLS
+                    view.port = request.pointee.destination.port
+                    view.sourceIP = request.pointee.source.ip
+                    view.remoteIP = request.pointee.source.effectiveRemoteIP
+                    view.destinationIP = request.pointee.destination.ip
+                    return body(view, scratchBuffer)
                 }
-                view.port = request.destination.port
-                view.sourceIP = request.source.ip
-                view.remoteIP = request.source.effectiveRemoteIP
-                view.destinationIP = request.destination.ip
-                return body(view)
             }
         }
     }
