@@ -15,7 +15,7 @@ measures the example configuration. meshauthz serves the bundled policies/ (api-
 several interleaved rounds (median kept), at N connections for throughput and at 1 connection for the latency a
 lone request pays. By default wrk runs on CPU 0 and every server on CPU 1 (a 2-core machine).
 
-Usage: Benchmarks/gateways.py [--seconds 5] [--rounds 3] [--connections 16] [--json out.json]
+Usage: Benchmarks/gateways.py [--seconds 4] [--rounds 5] [--connections 16] [--json out.json]
 Env: MESHAUTHZ_BIN (else a release build in .build-gw-release is made), ENVOY_BIN, NGINX_BIN.
 """
 from __future__ import annotations
@@ -128,14 +128,43 @@ def bootstrap(pki, upstream_port: int, pdp_port: int, pdp_tls_port: int) -> str:
     return yaml.safe_dump(xfcc, sort_keys=False)
 
 
+def family(pid: int) -> list[int]:
+    """The process and its descendants (nginx's workers are children of its master)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def pin(pid: int, cpus: set[int] | None):
     if not cpus:
         return
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for p in family(pid):
+        for tid in os.listdir(f"/proc/{p}/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, its threads and its descendants, so far."""
+    total = 0
+    for p in family(pid):
         try:
-            os.sched_setaffinity(int(tid), cpus)
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
         except OSError:
             pass
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -180,11 +209,13 @@ def find_meshauthz() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--client-cpu", default="0", help="CPUs for wrk ('' = no pinning)")
     ap.add_argument("--server-cpu", default="1", help="CPUs for Envoy, meshauthz and the upstream ('' = none)")
+    ap.add_argument("--meshauthz-arg", action="append", default=[],
+                    help="extra argument for both `meshauthz serve` (repeatable), e.g. --meshauthz-arg=--engine=compiled")
     ap.add_argument("--json", default=str(ROOT / "Benchmarks" / "out" / "gateways.json"))
     a = ap.parse_args()
     for tool, path in (("wrk", shutil.which("wrk")), ("envoy", gw.envoy_path()), ("nginx", gw.nginx_path())):
@@ -209,12 +240,12 @@ def main() -> int:
         upstream = gw.Nginx(tmpl, {}, work / "upstream")
         procs.append(upstream)
         policies = ROOT / "policies"
-        pdp = gw.Pdp(binary, policies)
+        pdp = gw.Pdp(binary, policies, args=a.meshauthz_arg)
         procs.append(pdp)
         targets = list(TARGETS)
         try:
             pdp_tls = gw.Pdp(binary, policies, tls=(ca, pki["pdp"], pki["gateway"]),
-                             args=["--trust-xfcc-identity", gw.GATEWAY_SPIFFE])
+                             args=["--trust-xfcc-identity", gw.GATEWAY_SPIFFE, *a.meshauthz_arg])
             procs.append(pdp_tls)
             tls_port = pdp_tls.port
         except gw.GatewayError as e:
@@ -236,13 +267,23 @@ def main() -> int:
                 r = gw.send(ports[t], "GET", PATH, {"x-forwarded-client-cert": other})
                 assert r.status == 403, (t, r)
 
+        roles = {"envoy": [envoy], "meshauthz": [p for p in procs if isinstance(p, gw.Pdp)], "upstream": [upstream]}
+
+        def measure(t, connections):
+            before = {r: sum(cpu_seconds(p.pid) for p in ps) for r, ps in roles.items()}
+            res = wrk(ports[t], a.seconds, connections, client_cpus)
+            n = res["rps"] * a.seconds
+            for r, ps in roles.items():
+                res[f"cpu_{r}_us"] = (sum(cpu_seconds(p.pid) for p in ps) - before[r]) / n * 1e6
+            return res
+
         results = {t: {"throughput": [], "latency": []} for t in targets}
         for t in targets:  # warm-up
             wrk(ports[t], 1, a.connections, client_cpus)
         for rnd in range(a.rounds):
             for t in targets:
-                results[t]["throughput"].append(wrk(ports[t], a.seconds, a.connections, client_cpus))
-                results[t]["latency"].append(wrk(ports[t], a.seconds, 1, client_cpus))
+                results[t]["throughput"].append(measure(t, a.connections))
+                results[t]["latency"].append(measure(t, 1))
             print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
 
         def med(t, kind, key):
@@ -250,7 +291,8 @@ def main() -> int:
 
         summary = {t: {"rps": med(t, "throughput", "rps"), "p50_us": med(t, "throughput", "p50_us"),
                        "p99_us": med(t, "throughput", "p99_us"), "lone_rps": med(t, "latency", "rps"),
-                       "lone_p50_us": med(t, "latency", "p50_us"), "lone_p99_us": med(t, "latency", "p99_us")}
+                       "lone_p50_us": med(t, "latency", "p50_us"), "lone_p99_us": med(t, "latency", "p99_us"),
+                       **{f"cpu_{r}_us": med(t, "throughput", f"cpu_{r}_us") for r in roles}}
                    for t in targets}
         rb = summary["envoy-rbac"]
         print(f"\nwrk -t1 -c{a.connections} (throughput) and -c1 (lone request), {a.seconds:g} s x {a.rounds} rounds, "
@@ -264,6 +306,13 @@ def main() -> int:
                   f"| {s['rps'] / rb['rps']:.0%} | {s['p99_us'] - rb['p99_us']:+,.0f} µs "
                   f"| {s['lone_rps']:,.0f} | {s['lone_p50_us']:,.0f} µs | {s['lone_p99_us']:,.0f} µs "
                   f"| {s['lone_p99_us'] - rb['lone_p99_us']:+,.0f} µs |")
+        print(f"\nCPU time per request under c={a.connections} (user+system, from /proc):\n")
+        print("| target | Envoy | meshauthz | upstream | total |")
+        print("|---|---:|---:|---:|---:|")
+        for t in targets:
+            s = summary[t]
+            cpus = [s[f"cpu_{r}_us"] for r in roles]
+            print(f"| {t} | " + " | ".join(f"{c:.0f} µs" for c in cpus) + f" | {sum(cpus):.0f} µs |")
         print()
         for t in [x for x in ("ext_authz", "ext_authz-mtls") if x in targets]:
             s = summary[t]
@@ -276,6 +325,8 @@ def main() -> int:
         out = pathlib.Path(a.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"config": vars(a), "summary": summary, "runs": results,
+                                   "envoy_version": subprocess.run([gw.envoy_path(), "--version"], capture_output=True,
+                                                                   text=True).stdout.strip(),
                                    "envoy": gw.envoy_path(), "meshauthz": binary}, indent=1))
         print(f"\nraw results: {out}")
         return 0

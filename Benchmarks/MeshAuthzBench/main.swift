@@ -117,6 +117,7 @@ var seconds = 4.0
 var writePolicies: String? = nil
 var writeWrk: String? = nil
 var onlyCompiled = false
+var compileOptions = CompileOptions()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -125,6 +126,7 @@ while let argument = arguments.popFirst() {
     case "--write-policies": writePolicies = arguments.popFirst()
     case "--write-wrk": writeWrk = arguments.popFirst()
     case "--only-compiled": onlyCompiled = true  // for profiling
+    case "--threshold": compileOptions.indexThreshold = Int(arguments.popFirst() ?? "") ?? compileOptions.indexThreshold
     default:
         print("usage: MeshAuthzBench [--size N]... [--seconds S] [--write-policies DIR] [--write-wrk FILE]")
         exit(2)
@@ -201,7 +203,7 @@ for size in sizes {
     for _ in 0..<3 {
         compiled = nil
         let start = nanoseconds()
-        compiled = CompiledPolicySet(set)
+        compiled = CompiledPolicySet(set, options: compileOptions)
         compileTimes.append(nanoseconds() - start)
     }
     compileTimes.sort()

@@ -32,7 +32,7 @@ public struct ServeConfiguration: Sendable {
     public var probeListener: (host: String, port: UInt16)?
 
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, defaults: ExtAuthzDefaults,
-                engine: EngineKind = .reference, reloadInterval: Double = 1, logDecisions: Bool = false,
+                engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
                 threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20,
                 trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
                 probeListener: (host: String, port: UInt16)? = nil) {

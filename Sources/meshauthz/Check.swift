@@ -17,7 +17,7 @@ struct Check: ParsableCommand {
     var request: String?
 
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
-    var engine: String = "reference"
+    var engine: String = "compiled"
 
     func validate() throws {
         guard EngineKind(rawValue: engine) != nil else {
@@ -52,7 +52,7 @@ struct Check: ParsableCommand {
             throw ExitCode(2)
         }
 
-        let evaluator = (EngineKind(rawValue: engine) ?? .reference).makeEngine(set)
+        let evaluator = (EngineKind(rawValue: engine) ?? .compiled).makeEngine(set)
         let allowed: Bool
         var output: [UInt8]
         switch body {

