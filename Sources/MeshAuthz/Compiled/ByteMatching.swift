@@ -46,18 +46,15 @@ extension Frozen where Element == UInt8 {
     }
 }
 
-/// Collects byte runs while compiling; `freeze` makes the arena.
+/// Collects byte runs while compiling; `freeze` makes the arena. Runs are appended in compile order (not
+/// shared between rules), so the bytes one bucket's rules compare against sit together in memory.
 struct ByteArenaBuilder {
     var bytes: [UInt8] = []
-    private var interned: [[UInt8]: ByteRun] = [:]
 
     mutating func add<S: Sequence>(_ sequence: S) -> ByteRun where S.Element == UInt8 {
-        let array = Array(sequence)
-        if let run = interned[array] { return run }
-        let run = ByteRun(start: UInt32(bytes.count), count: UInt32(array.count))
-        bytes.append(contentsOf: array)
-        interned[array] = run
-        return run
+        let start = bytes.count
+        bytes.append(contentsOf: sequence)
+        return ByteRun(start: UInt32(start), count: UInt32(bytes.count - start))
     }
 
     func freeze() -> ByteArena { ByteArena(bytes) }

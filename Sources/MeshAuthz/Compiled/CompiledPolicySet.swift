@@ -42,6 +42,7 @@ public final class CompiledPolicySet: Sendable {
     let clauses: Frozen<Clause>
     let checks: Frozen<FieldCheck>
     let matchers: Frozen<Matcher>
+    let sideMatchers: [SideMatcher]
     let templateTokens: Frozen<TemplateToken>
     let arena: ByteArena
     let lists: Frozen<UInt32>
@@ -83,6 +84,7 @@ public final class CompiledPolicySet: Sendable {
         clauses = Frozen(c.rules.clauses)
         checks = Frozen(c.rules.checks)
         matchers = Frozen(c.rules.matchers)
+        sideMatchers = c.rules.sideMatchers
         templateTokens = Frozen(c.rules.templateTokens)
         arena = c.rules.arena.freeze()
         lists = Frozen(c.pool.lists)
@@ -134,20 +136,64 @@ public final class CompiledPolicySet: Sendable {
 
     public func evaluate(_ request: CheckRequest) -> Decision {
         // The request is read in place through a pointer: closures capture the pointer, never a copy of the
-        // request (a copy retains a dozen strings and dictionaries), and only stored fields are read.
-        withUnsafePointer(to: request) { request in
+        // request (a copy retains a dozen strings and dictionaries), and only stored fields are read. The
+        // layers below return a plain `Outcome`; the Decision is built once, here.
+        let outcome = withUnsafePointer(to: request) { request in
             RequestView.with(request, scratch: 3 + request.pointee.destination.labels.count * 2 * max(1, maxGroupsPerSlot)) {
                 decide(request, $0, $1)
             }
         }
+        let mode = MTLSModeCode.mode(outcome.modeRaw)
+        var dryRun: [Decision.Report] = []
+        var audit: [Decision.Report] = []
+        if !outcome.reports.isEmpty {
+            // A rule can be a candidate twice (two of its values matched): report it once, in policy order.
+            var previous: UInt32? = nil
+            for rule in outcome.reports.sorted() where rule != previous {
+                previous = rule
+                if ruleHot[rule].category == .dryRun {
+                    dryRun.append(Decision.Report(action: ruleActions[Int(rule)], rule: ruleIDs[Int(rule)]))
+                } else {
+                    audit.append(Decision.Report(action: .audit, rule: ruleIDs[Int(rule)]))
+                }
+            }
+        }
+        switch outcome.stage {
+        case .peerAuthentication:
+            let reason = outcome.index >= 0 ? peerReasons[Int(outcome.index)] : strictReasonDefault
+            return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
+        case .custom, .denyPolicy:
+            return Decision(allowed: false, stage: outcome.stage, reason: ruleReasons[Int(outcome.index)],
+                            rule: ruleIDs[Int(outcome.index)], mtlsMode: mode, dryRun: dryRun, audit: audit)
+        case .allowPolicy:
+            return Decision(allowed: true, stage: .allowPolicy, reason: ruleReasons[Int(outcome.index)],
+                            rule: ruleIDs[Int(outcome.index)], mtlsMode: mode, dryRun: dryRun, audit: audit)
+        case .noAllowPolicy:
+            return Decision(allowed: true, stage: .noAllowPolicy, reason: DecisionReasons.noAllowPolicy, mtlsMode: mode,
+                            dryRun: dryRun, audit: audit)
+        default:
+            let reason = outcome.index >= 0 ? defaultDenyReasons[Int(outcome.index)] : outcome.builtReason!
+            return Decision(allowed: false, stage: .defaultDeny, reason: reason, mtlsMode: mode, dryRun: dryRun, audit: audit)
+        }
+    }
+
+    /// What `decide` found, in plain values.
+    struct Outcome {
+        var stage: Decision.Stage
+        var modeRaw: UInt8
+        /// The deciding rule (custom, deny, allow); the PeerAuthentication (peer-authentication, -1 for none);
+        /// the precomputed default-deny text (-1: see `builtReason`).
+        var index: Int32
+        var reports: [UInt32]
+        var builtReason: String?
     }
 
     struct Applicable {
         var bucket: Int32
-        /// The selector group it came from, -1 for a wide or gateway bucket.
+        /// The selector group it came from (the label slot for a gateway), -1 for a wide bucket.
         var group: Int32
         var kind: Kind
-        enum Kind { case wide, ownGroup, other }
+        enum Kind { case wide, ownGroup, gateway, other }
     }
 
     /// The buckets that apply to a workload, gathered into scratch memory.
@@ -166,15 +212,19 @@ public final class CompiledPolicySet: Sendable {
     }
 
     private func decide(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
-                        _ scratch: UnsafeMutableBufferPointer<Applicable>) -> Decision {
+                        _ scratch: UnsafeMutableBufferPointer<Applicable>) -> Outcome {
         let ws: Int32 = view.namespace.map(findScope) ?? -1
         // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
         var gathering = Gathering(scratch)
         if rootScope >= 0, scopes[rootScope].wideBucket >= 0 { gathering.add(scopes[rootScope].wideBucket, -1, .wide) }
         if ws >= 0 && ws != rootScope && scopes[ws].wideBucket >= 0 { gathering.add(scopes[ws].wideBucket, -1, .wide) }
+        let rootKeys = rootScope >= 0 ? scopes[rootScope].keyFilter : 0
+        let ownKeys = ws >= 0 && ws != rootScope ? scopes[ws].keyFilter : 0
         for label in view.labels {
-            if rootScope >= 0 { visit(rootScope, own: rootScope == ws, label, view, &gathering) }
-            if ws >= 0 && ws != rootScope { visit(ws, own: true, label, view, &gathering) }
+            // A scope's key filter skips probes for label keys none of its selectors or gateways use.
+            let bit: UInt64 = 1 << (label.keyHash >> 58)
+            if rootKeys & bit != 0 { visit(rootScope, own: rootScope == ws, label, view, &gathering) }
+            if ownKeys & bit != 0 { visit(ws, own: true, label, view, &gathering) }
         }
         // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
         var modeRaw = ws >= 0 ? scopes[ws].modeRaw : meshModeRaw
@@ -190,15 +240,26 @@ public final class CompiledPolicySet: Sendable {
                 }
             }
         }
-        let mode = MTLSModeCode.mode(modeRaw)
         if modeRaw == MTLSModeCode.strict && !view.isMTLS {
-            let reason = decidedBy >= 0 ? peerReasons[Int(decidedBy)] : strictReasonDefault
-            return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
+            return Outcome(stage: .peerAuthentication, modeRaw: modeRaw, index: decidedBy, reports: [])
         }
         // Steps 3-6: candidates from each bucket, confirmed.
         var verdicts = Verdicts()
         for i in 0..<gathering.count { collect(scratch[i].bucket, view, request, &verdicts) }
-        return decision(verdicts, mode) { defaultDenyReason(ws, UnsafeBufferPointer(rebasing: scratch[..<gathering.count])) }
+        if verdicts.custom != .max {
+            return Outcome(stage: .custom, modeRaw: modeRaw, index: Int32(verdicts.custom), reports: verdicts.reports)
+        }
+        if verdicts.deny != .max {
+            return Outcome(stage: .denyPolicy, modeRaw: modeRaw, index: Int32(verdicts.deny), reports: verdicts.reports)
+        }
+        if !verdicts.hasAllowPolicy { return Outcome(stage: .noAllowPolicy, modeRaw: modeRaw, index: -1, reports: verdicts.reports) }
+        if verdicts.allow != .max {
+            return Outcome(stage: .allowPolicy, modeRaw: modeRaw, index: Int32(verdicts.allow), reports: verdicts.reports)
+        }
+        var outcome = Outcome(stage: .defaultDeny, modeRaw: modeRaw, index: -1, reports: verdicts.reports)
+        outcome.index = defaultDenyReason(ws, UnsafeBufferPointer(rebasing: scratch[..<gathering.count]))
+        if outcome.index < 0 { outcome.builtReason = buildDefaultDenyReason(UnsafeBufferPointer(rebasing: scratch[..<gathering.count])) }
+        return outcome
     }
 
     @inline(__always)
@@ -216,12 +277,12 @@ public final class CompiledPolicySet: Sendable {
             if own && group.peerAuth >= 0 && group.peerAuth < gathering.workloadPeer { gathering.workloadPeer = group.peerAuth }
         }
         // targetRefs: only Gateway-API gateways, only from their own namespace.
-        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gatewayBucket, -1, .other) }
+        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gatewayBucket, Int32(slotIndex), .gateway) }
     }
 
-    /// The default-deny text: precomputed for the wide buckets plus at most one group of the workload's own
-    /// namespace (the usual layouts); built here otherwise.
-    private func defaultDenyReason(_ ws: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> String {
+    /// The default-deny text, precomputed for the usual layouts: the wide buckets plus at most one selector
+    /// group of the workload's own namespace or its gateway. -1 when it has to be built.
+    private func defaultDenyReason(_ ws: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> Int32 {
         var extra = 0
         var last = Applicable(bucket: -1, group: -1, kind: .other)
         for entry in applicable where entry.kind != .wide {
@@ -231,12 +292,16 @@ public final class CompiledPolicySet: Sendable {
                 last = entry
             }
         }
-        if extra == 0 {
-            let index = ws >= 0 ? scopes[ws].wideReason : meshWideReason
-            if index >= 0 { return defaultDenyReasons[Int(index)] }
-        } else if extra == 1, last.kind == .ownGroup, groups[last.group].reason >= 0 {
-            return defaultDenyReasons[Int(groups[last.group].reason)]
+        if extra == 0 { return ws >= 0 ? scopes[ws].wideReason : meshWideReason }
+        guard extra == 1 else { return -1 }
+        switch last.kind {
+        case .ownGroup: return groups[last.group].reason
+        case .gateway: return labelTable[last.group].gatewayReason
+        default: return -1
         }
+    }
+
+    private func buildDefaultDenyReason(_ applicable: UnsafeBufferPointer<Applicable>) -> String {
         var policies: [UInt32] = []
         for entry in applicable {
             let bucket = buckets[entry.bucket]
@@ -364,37 +429,6 @@ public final class CompiledPolicySet: Sendable {
         }
     }
 
-    private func decision(_ verdicts: Verdicts, _ mode: MTLSMode, _ defaultDenyReason: () -> String) -> Decision {
-        var dryRun: [Decision.Report] = []
-        var audit: [Decision.Report] = []
-        if !verdicts.reports.isEmpty {
-            // A rule can be a candidate twice (two of its values matched): report it once, in policy order.
-            var previous: UInt32? = nil
-            for rule in verdicts.reports.sorted() where rule != previous {
-                previous = rule
-                if ruleHot[rule].category == .dryRun {
-                    dryRun.append(Decision.Report(action: ruleActions[Int(rule)], rule: ruleIDs[Int(rule)]))
-                } else {
-                    audit.append(Decision.Report(action: .audit, rule: ruleIDs[Int(rule)]))
-                }
-            }
-        }
-        @inline(__always) func make(_ allowed: Bool, _ stage: Decision.Stage, _ reason: String, _ rule: RuleID? = nil) -> Decision {
-            Decision(allowed: allowed, stage: stage, reason: reason, rule: rule, mtlsMode: mode, dryRun: dryRun, audit: audit)
-        }
-        if verdicts.custom != .max {
-            return make(false, .custom, ruleReasons[Int(verdicts.custom)], ruleIDs[Int(verdicts.custom)])
-        }
-        if verdicts.deny != .max {
-            return make(false, .denyPolicy, ruleReasons[Int(verdicts.deny)], ruleIDs[Int(verdicts.deny)])
-        }
-        if !verdicts.hasAllowPolicy { return make(true, .noAllowPolicy, DecisionReasons.noAllowPolicy) }
-        if verdicts.allow != .max {
-            return make(true, .allowPolicy, ruleReasons[Int(verdicts.allow)], ruleIDs[Int(verdicts.allow)])
-        }
-        return make(false, .defaultDeny, defaultDenyReason())
-    }
-
     // MARK: Confirming a candidate rule
 
     /// `to` (cheapest: method, path, host, port), then `from`, then `when` (may read headers and claims).
@@ -443,7 +477,7 @@ public final class CompiledPolicySet: Sendable {
         case .destinationIP: return holds(check) { matches($0, view.destinationIP) }
         case .requestPrincipal:
             return holds(check) { matcher in
-                guard case .requestPrincipal(let issuer, let subject) = matcher,
+                guard case .side(let i) = matcher, case .requestPrincipal(let issuer, let subject) = sideMatchers[Int(i)],
                       let issuerBytes = view.issuer, let subjectBytes = view.subject else { return false }
                 return issuer.matches(issuerBytes, arena) && subject.matches(subjectBytes, arena)
             }
@@ -484,18 +518,19 @@ public final class CompiledPolicySet: Sendable {
         case .template(let start, let count):
             return ByteMatching.template(templateTokens.slice(start, start + count), value, arena)
         case .namespaceGlob(let run): return ByteMatching.glob(arena.bytes(run), value)
-        case .serviceAccount(let namespace, let name):
+        case .side(let i):
+            guard case .serviceAccount(let namespace, let name) = sideMatchers[Int(i)] else { return false }
             return ByteMatching.serviceAccount(namespace: arena.bytes(namespace), name: arena.bytes(name), value)
         case .trustDomain(let pattern):
             guard let domain = ByteMatching.trustDomain(value) else { return false }
             return pattern.matches(domain, arena)
-        case .requestPrincipal, .ip, .port, .never: return false
+        case .port, .never: return false
         }
     }
 
     @inline(__always)
     private func matches(_ matcher: Matcher, _ ip: IPAddress?) -> Bool {
-        guard let ip, case .ip(let block) = matcher else { return false }
+        guard let ip, case .side(let i) = matcher, case .ip(let block) = sideMatchers[Int(i)] else { return false }
         return block.contains(ip)
     }
 
@@ -612,6 +647,9 @@ struct ScopeHot: Sendable {
     var decidedBy: Int32
     /// The default-deny text when only the wide buckets have ALLOW policies.
     var wideReason: Int32
+    /// Bit `keyHash >> 58` is set for each label key the scope's selector groups are filed under (and the
+    /// gateway label when it has targetRefs policies).
+    var keyFilter: UInt64
 }
 
 /// Policies of one namespace with one selector, and the first PeerAuthentication with that selector.
@@ -639,6 +677,8 @@ struct LabelSlot: Sendable {
     var groupsStart: UInt32
     var groupsEnd: UInt32
     var gatewayBucket: Int32
+    /// The default-deny text when the gateway's and the wide buckets' ALLOW policies are all that apply.
+    var gatewayReason: Int32
 }
 
 struct NamespaceSlot: Sendable {
@@ -695,6 +735,7 @@ struct Verdicts {
 struct LabelView {
     var key: Bytes
     var value: Bytes
+    var keyHash: UInt64
     /// Hash of key and value (the scope is mixed in per lookup).
     var hash: UInt64
 }
@@ -763,8 +804,9 @@ struct RequestView {
             var l = 0
             for (key, value) in request.pointee.destination.labels {
                 let keyBytes = put(key)!, valueBytes = put(value)!
-                let hash = combineHash(hashBytes(keyBytes, seed: labelKeySeed), hashBytes(valueBytes, seed: labelValueSeed))
-                (labelViews + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, hash: hash))
+                let keyHash = hashBytes(keyBytes, seed: labelKeySeed)
+                let hash = combineHash(keyHash, hashBytes(valueBytes, seed: labelValueSeed))
+                (labelViews + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, keyHash: keyHash, hash: hash))
                 l += 1
             }
             var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: l))

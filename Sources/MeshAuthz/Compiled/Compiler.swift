@@ -168,7 +168,7 @@ struct Compiler {
         }
         let rootWideAllow = enforcedAllow(drafts[root]?.wide ?? [])
         meshWideReason = reason(rootWideAllow)
-        var slots: [SlotKey: (groups: [UInt32], gateway: Int32)] = [:]
+        var slots: [SlotKey: (groups: [UInt32], gateway: Int32, gatewayReason: Int32)] = [:]
         var namespaceSlots: [(String, Int32)] = []
         for namespace in drafts.keys.sorted() {
             let draft = drafts[namespace]!
@@ -179,9 +179,12 @@ struct Compiler {
             if draft.namespacePeerAuth >= 0 { resolution = apply(resolution, draft.namespacePeerAuth) }
             let wideAllow = (namespace == root ? [] : rootWideAllow) + enforcedAllow(draft.wide)
             scopes.append(ScopeHot(wideBucket: makeBucket(draft.wide), modeRaw: resolution.0, decidedBy: resolution.1,
-                                   wideReason: reason(wideAllow)))
+                                   wideReason: reason(wideAllow), keyFilter: 0))
             for (name, policies) in draft.gateways.sorted(by: { $0.key < $1.key }) {
-                slots[SlotKey(scope: scopeID, key: gatewayNameLabel, value: name), default: ([], -1)].gateway = makeBucket(policies)
+                let key = SlotKey(scope: scopeID, key: gatewayNameLabel, value: name)
+                slots[key, default: ([], -1, -1)].gateway = makeBucket(policies)
+                let gatewayAllow = enforcedAllow(policies)
+                slots[key]!.gatewayReason = gatewayAllow.isEmpty ? -1 : reason(wideAllow + gatewayAllow)
             }
             // File each selector under its rarest label, so a lookup confirms few groups.
             var frequency: [LabelPair: Int] = [:]
@@ -196,9 +199,13 @@ struct Compiler {
                 groups.append(GroupHot(bucket: makeBucket(content.policies), peerAuth: content.peerAuth,
                                        othersStart: othersStart, othersEnd: UInt32(groupLabels.count),
                                        reason: groupAllow.isEmpty ? -1 : reason(wideAllow + groupAllow)))
-                slots[SlotKey(scope: scopeID, key: filedUnder.key, value: filedUnder.value), default: ([], -1)]
+                slots[SlotKey(scope: scopeID, key: filedUnder.key, value: filedUnder.value), default: ([], -1, -1)]
                     .groups.append(UInt32(groups.count - 1))
             }
+        }
+        for key in slots.keys {
+            let keyHash = Array(key.key.utf8).withUnsafeBufferPointer { hashBytes($0, seed: labelKeySeed) }
+            scopes[Int(key.scope)].keyFilter |= 1 << (keyHash >> 58)
         }
         buildNamespaceTable(namespaceSlots)
         buildLabelTable(slots)
@@ -217,11 +224,11 @@ struct Compiler {
         }
     }
 
-    private mutating func buildLabelTable(_ slots: [SlotKey: (groups: [UInt32], gateway: Int32)]) {
+    private mutating func buildLabelTable(_ slots: [SlotKey: (groups: [UInt32], gateway: Int32, gatewayReason: Int32)]) {
         var capacity = 8
         while capacity < slots.count * 2 { capacity <<= 1 }
         labelTable = Array(repeating: LabelSlot(hash: 0, scope: -1, key: .empty, value: .empty, groupsStart: 0, groupsEnd: 0,
-                                                gatewayBucket: -1), count: capacity)
+                                                gatewayBucket: -1, gatewayReason: -1), count: capacity)
         for (key, content) in slots.sorted(by: { ($0.key.scope, $0.key.key, $0.key.value) < ($1.key.scope, $1.key.key, $1.key.value) }) {
             let keyBytes = Array(key.key.utf8), valueBytes = Array(key.value.utf8)
             let labelHash = combineHash(keyBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelKeySeed) },
@@ -232,7 +239,8 @@ struct Compiler {
             var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
             while labelTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
             labelTable[i] = LabelSlot(hash: hash, scope: key.scope, key: rules.arena.add(keyBytes), value: rules.arena.add(valueBytes),
-                                      groupsStart: start, groupsEnd: end, gatewayBucket: content.gateway)
+                                      groupsStart: start, groupsEnd: end, gatewayBucket: content.gateway,
+                                      gatewayReason: content.gatewayReason)
         }
     }
 

@@ -181,10 +181,11 @@ struct AuthorizationPolicyDecoder {
             case "namespaces": source.namespaces = texts
             case "notNamespaces": source.notNamespaces = texts
             case "serviceAccounts", "notServiceAccounts":
-                validateServiceAccounts(values, value, fieldPath)
+                if values.count > 16 { reader.fail(.invalidValue, value, fieldPath, "at most 16 service accounts") }
+                validate(values, fieldPath, as: .sourceServiceAccount)
                 if key == "serviceAccounts" { source.serviceAccounts = texts } else { source.notServiceAccounts = texts }
             case "trustDomains", "notTrustDomains":
-                validateTrustDomains(values, fieldPath)
+                validate(values, fieldPath, as: .sourceTrustDomain)
                 if key == "trustDomains" { source.trustDomains = texts } else { source.notTrustDomains = texts }
             case "ipBlocks": source.ipBlocks = cidrs(values, fieldPath)
             case "notIpBlocks": source.notIpBlocks = cidrs(values, fieldPath)
@@ -202,22 +203,11 @@ struct AuthorizationPolicyDecoder {
         return source
     }
 
-    private func validateServiceAccounts(_ values: [(value: String, node: Node)], _ listNode: Node, _ path: String) {
-        if values.count > 16 { reader.fail(.invalidValue, listNode, path, "at most 16 service accounts") }
+    /// Source fields share their value rules with the condition key of the same meaning.
+    private func validate(_ values: [(value: String, node: Node)], _ path: String, as key: ConditionKey) {
         for (index, item) in values.enumerated() {
-            let parts = item.value.split(separator: "/", omittingEmptySubsequences: false)
-            if item.value.contains("*") || parts.count > 2 || parts.contains(where: \.isEmpty) {
-                reader.fail(.invalidValue, item.node, "\(path)[\(index)]", "expected \"name\" or \"namespace/name\" without wildcards, got \"\(item.value)\"")
-            }
-        }
-    }
-
-    private func validateTrustDomains(_ values: [(value: String, node: Node)], _ path: String) {
-        for (index, item) in values.enumerated() {
-            let stars = item.value.filter { $0 == "*" }.count
-            let inMiddle = stars == 1 && item.value != "*" && !item.value.hasPrefix("*") && !item.value.hasSuffix("*")
-            if stars > 1 || inMiddle {
-                reader.fail(.invalidValue, item.node, "\(path)[\(index)]", "a trust domain may have one \"*\", only at its start or end")
+            if let problem = key.validationError(item.value) {
+                reader.fail(.invalidValue, item.node, "\(path)[\(index)]", problem)
             }
         }
     }
@@ -301,13 +291,8 @@ struct AuthorizationPolicyDecoder {
         if action == .custom && key.readsIdentity {
             reader.fail(.invalidValue, keyNode, path + ".key", "CUSTOM policies cannot use \(key), which needs identity the external provider decides on")
         }
-        for (list, name) in [(values, "values"), (notValues, "notValues")] {
-            for (index, item) in list.enumerated() {
-                if let problem = key.validationError(item.value) {
-                    reader.fail(.invalidValue, item.node, "\(path).\(name)[\(index)]", problem)
-                }
-            }
-        }
+        validate(values, path + ".values", as: key)
+        validate(notValues, path + ".notValues", as: key)
         return Condition(key: key, values: values.map(\.value), notValues: notValues.map(\.value))
     }
 
