@@ -64,27 +64,48 @@ struct ByteArenaBuilder {
 @inline(__always)
 func hashBytes(_ bytes: Bytes, seed: UInt64) -> UInt64 {
     var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
-    var i = 0
-    if let base = bytes.baseAddress {
-        while i + 8 <= bytes.count {
-            h = (h ^ UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
+    guard let base = bytes.baseAddress else { return h }
+    let raw = UnsafeRawPointer(base)
+    let count = bytes.count
+    @inline(__always) func mix(_ word: UInt64) {
+        h = (h ^ word) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 29
+    }
+    if count >= 8 {
+        var i = 0
+        while i + 8 <= count {
+            mix(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             i += 8
         }
-        if i < bytes.count {
-            var word: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < bytes.count {
-                word |= UInt64(base[i]) << shift
-                shift += 8
-                i += 1
-            }
-            h = (h ^ word) &* 0x94D0_49BB_1331_11EB
-            h ^= h >> 31
-        }
+        // The last 8 bytes again, overlapping: no byte loop for the tail.
+        if i < count { mix(raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) }
+    } else if count >= 4 {
+        let low = UInt64(raw.loadUnaligned(as: UInt32.self))
+        let high = UInt64(raw.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self))
+        mix(low | high << 32)
+    } else if count > 0 {
+        mix(UInt64(base[0]) | UInt64(base[count >> 1]) << 8 | UInt64(base[count - 1]) << 16)
     }
     h = (h ^ (h >> 33)) &* 0xFF51_AFD7_ED55_8CCD
     return h ^ (h >> 33)
+}
+
+/// Index of the first `?` or `#` in `bytes` (its count when there is none), eight bytes at a time.
+@inline(__always)
+func queryStart(_ bytes: Bytes) -> Int {
+    guard let base = bytes.baseAddress else { return 0 }
+    let raw = UnsafeRawPointer(base)
+    let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+    var i = 0
+    while i + 8 <= bytes.count {
+        let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        let q = word ^ (ones &* 0x3F), f = word ^ (ones &* 0x23)
+        // A zero byte in q or f marks a `?` or `#`.
+        if ((q &- ones) & ~q | (f &- ones) & ~f) & highs != 0 { break }
+        i += 8
+    }
+    while i < bytes.count && base[i] != UInt8(ascii: "?") && base[i] != UInt8(ascii: "#") { i += 1 }
+    return i
 }
 
 @inline(__always)
@@ -147,9 +168,16 @@ func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: 
 
 let spiffeScheme: [UInt8] = Array("spiffe://".utf8)
 
-/// One of Istio's string forms, compiled (istiod's `StringMatcher`, `StringMatcherWithPrefix`,
-/// `HeaderMatcher`, `HostMatcher`).
-struct StringPattern: Sendable, Hashable {
+/// Whether `value` starts with `spiffe://`: one 8-byte compare and one byte.
+@inline(__always)
+func hasSPIFFEScheme(_ value: Bytes) -> Bool {
+    guard value.count >= 9, let base = value.baseAddress else { return false }
+    // "spiffe:/" little-endian.
+    return UnsafeRawPointer(base).loadUnaligned(as: UInt64.self) == 0x2F3A_6566_6669_7073 && base[8] == UInt8(ascii: "/")
+}
+
+/// Istio's string forms (istiod's `StringMatcher`, `StringMatcherWithPrefix`, `HeaderMatcher`, `HostMatcher`).
+enum StringPattern {
     enum Kind: UInt8, Sendable {
         case exact, prefix, suffix
         /// `*x` on a principal: `spiffe://`, then anything, then `x` (the regex `spiffe://.*x`).
@@ -160,53 +188,30 @@ struct StringPattern: Sendable, Hashable {
         case present
     }
 
-    var kind: Kind
-    /// Compare ASCII case-insensitively (hosts); the pattern bytes are stored lower-case.
-    var lowered: Bool
-    var run: ByteRun
-
+    /// Whether `value` matches `pattern` in `form` (`Kind` raw value); `lowered`: compare ASCII
+    /// case-insensitively, the pattern being stored lower-case (hosts).
     @inline(__always)
-    func matches(_ value: Bytes, _ arena: ByteArena) -> Bool {
-        let pattern = arena.bytes(run)
-        switch kind {
-        case .present: return true
-        case .nonEmpty: return value.count > 0
-        case .exact:
+    static func matches(_ form: UInt32, lowered: Bool, _ pattern: Bytes, _ value: Bytes) -> Bool {
+        switch form {
+        case 0:  // exact
             if lowered { return value.count == pattern.count && value.equalsLowered(pattern, at: 0) }
             return value.equals(pattern)
-        case .prefix:
+        case 1:  // prefix
             if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: 0) }
             return value.hasPrefix(pattern)
-        case .suffix:
+        case 2:  // suffix
             if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: value.count - pattern.count) }
             return value.hasSuffix(pattern)
-        case .schemeSuffix:
-            guard value.count >= spiffeScheme.count + pattern.count else { return false }
-            for k in 0..<spiffeScheme.count where value[k] != spiffeScheme[k] { return false }
+        case 3:  // schemeSuffix
+            guard value.count >= 9 + pattern.count, hasSPIFFEScheme(value) else { return false }
             return value.hasSuffix(pattern)
+        case 4: return value.count > 0  // nonEmpty
+        default: return true  // present
         }
-    }
-
-    /// Reads `value` as istiod does: `*` alone, a leading `*` (suffix), a trailing `*` (prefix), or exact.
-    /// `star` is what a lone `*` means in this field; `scheme` is prepended to exact and prefix forms
-    /// (principals: `spiffe://`), and turns the suffix form into `schemeSuffix`.
-    static func compile(_ value: String, star: Kind, scheme: [UInt8] = [], lowered: Bool = false,
-                        _ arena: inout ByteArenaBuilder) -> StringPattern {
-        var bytes = Array(value.utf8)
-        if lowered { bytes = bytes.map(asciiLower) }
-        if bytes == [UInt8(ascii: "*")] { return StringPattern(kind: star, lowered: false, run: .empty) }
-        if bytes.first == UInt8(ascii: "*") {
-            let kind: Kind = scheme.isEmpty ? .suffix : .schemeSuffix
-            return StringPattern(kind: kind, lowered: lowered, run: arena.add(bytes.dropFirst()))
-        }
-        if bytes.last == UInt8(ascii: "*") {
-            return StringPattern(kind: .prefix, lowered: lowered, run: arena.add(scheme + bytes.dropLast()))
-        }
-        return StringPattern(kind: .exact, lowered: lowered, run: arena.add(scheme + bytes))
     }
 }
 
-/// A `CIDR` with its mask applied once.
+/// A `CIDR` with its mask applied once (written into the program; see `CIDR.contains` for the test).
 struct IPBlock: Sendable, Hashable {
     let isV4: Bool
     let maskHigh: UInt64
@@ -222,45 +227,31 @@ struct IPBlock: Sendable, Hashable {
         self.high = cidr.address.high & maskHigh
         self.low = cidr.address.low & maskLow
     }
-
-    @inline(__always)
-    func contains(_ ip: IPAddress) -> Bool {
-        ip.isV4 == isV4 && (ip.high & maskHigh) == high && (ip.low & maskLow) == low
-    }
-}
-
-/// A path template as a token list over the arena (see `PathTemplate`).
-struct TemplateToken: Sendable, Hashable {
-    enum Kind: UInt8, Sendable { case literal, segment, rest }
-    var kind: Kind
-    var run: ByteRun
 }
 
 enum ByteMatching {
     /// `PathTemplate.matches`, over bytes: every token in turn, backtracking over the variable lengths.
-    static func template(_ tokens: UnsafeBufferPointer<TemplateToken>, _ path: Bytes, _ arena: ByteArena) -> Bool {
-        templateMatch(tokens, 0, path, 0, arena)
-    }
-
-    private static func templateMatch(_ tokens: UnsafeBufferPointer<TemplateToken>, _ t: Int, _ path: Bytes,
-                                      _ position: Int, _ arena: ByteArena) -> Bool {
-        if t == tokens.count { return position == path.count }
-        let token = tokens[t]
-        switch token.kind {
-        case .literal:
-            let literal = arena.bytes(token.run)
-            guard path.count - position >= literal.count else { return false }
-            if literal.count > 0, !memcmpBytes(path.baseAddress! + position, literal.baseAddress!, literal.count) { return false }
-            return templateMatch(tokens, t + 1, path, position + literal.count, arena)
-        case .segment, .rest:
-            let allowsSlash = token.kind == .rest
-            if allowsSlash, templateMatch(tokens, t + 1, path, position, arena) { return true }
+    /// `token` is the word offset of the first token in `program`, `remaining` the number of tokens.
+    static func template(_ program: Program, _ token: Int, _ remaining: Int, _ path: Bytes, _ position: Int) -> Bool {
+        if remaining == 0 { return position == path.count }
+        let header = program[token]
+        switch header & 0xFF {
+        case TemplateTokenKind.literal.rawValue:
+            let count = Int(header >> 8)
+            guard path.count - position >= count else { return false }
+            if count > 0, !memcmpBytes(path.baseAddress! + position, program.bytes(token + 1, count).baseAddress!, count) {
+                return false
+            }
+            return template(program, token + 1 + (count + 3) / 4, remaining - 1, path, position + count)
+        default:
+            let allowsSlash = header & 0xFF == TemplateTokenKind.rest.rawValue
+            if allowsSlash, template(program, token + 1, remaining - 1, path, position) { return true }
             var end = position
             while end < path.count {
                 let byte = path[end]
                 guard PathTemplate.isPathCharacter(byte) || (allowsSlash && byte == UInt8(ascii: "/")) else { return false }
                 end += 1
-                if templateMatch(tokens, t + 1, path, end, arena) { return true }
+                if template(program, token + 1, remaining - 1, path, end) { return true }
             }
             return false
         }
@@ -287,9 +278,8 @@ enum ByteMatching {
 
     /// `serviceAccounts`: `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`, segment by segment after the scheme.
     static func serviceAccount(namespace: Bytes, name: Bytes, _ principal: Bytes) -> Bool {
-        guard principal.count > spiffeScheme.count else { return false }
-        for k in 0..<spiffeScheme.count where principal[k] != spiffeScheme[k] { return false }
-        let rest = Bytes(rebasing: principal[spiffeScheme.count...])
+        guard principal.count > 9, hasSPIFFEScheme(principal) else { return false }
+        let rest = Bytes(rebasing: principal[9...])
         var segments = 1
         for byte in rest where byte == UInt8(ascii: "/") { segments += 1 }
         guard segments >= 5 else { return false }
@@ -330,11 +320,10 @@ enum ByteMatching {
 
     /// The trust domain of a principal: between `spiffe://` and the next `/`; nil when there is none.
     static func trustDomain(_ principal: Bytes) -> Bytes? {
-        guard principal.count >= spiffeScheme.count else { return nil }
-        for k in 0..<spiffeScheme.count where principal[k] != spiffeScheme[k] { return nil }
-        var i = spiffeScheme.count
+        guard hasSPIFFEScheme(principal) else { return nil }
+        var i = 9
         while i < principal.count {
-            if principal[i] == UInt8(ascii: "/") { return Bytes(rebasing: principal[spiffeScheme.count..<i]) }
+            if principal[i] == UInt8(ascii: "/") { return Bytes(rebasing: principal[9..<i]) }
             i += 1
         }
         return nil

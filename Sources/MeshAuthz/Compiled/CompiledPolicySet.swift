@@ -12,12 +12,15 @@
 ///   namespace's. In a bucket with more than `CompileOptions.indexThreshold` rules, candidate rules come
 ///   from tries over the principal, path, host and method (exact and prefix forms in a forward trie, suffix
 ///   forms in a reversed one, `*` in a presence list) and a port table; each rule is filed under its most
-///   selective field. Every candidate is then confirmed by its compiled predicate (`CompiledRule`), which
-///   also covers the `notX` fields and `when` conditions.
+///   selective field. Every candidate is then confirmed by its compiled predicate, which also covers the
+///   `notX` fields and `when` conditions: a record in the *program* (CompiledRules.swift), where a bucket's
+///   rules lie one after the other with their pattern bytes inline, so confirming them reads consecutive
+///   memory instead of chasing indices through separate arrays.
 /// - The reported rule is the least rule id (by its text, as Envoy orders its RBAC map) among matching rules
 ///   of the deciding action; dry-run and AUDIT reports list every matching rule in policy order.
 /// - Reason texts are built once at compile time (`DecisionReasons`), so a decision allocates nothing but
-///   the reports it returns (and a default-deny text in rare layouts).
+///   the reports it returns (and a default-deny text in rare layouts). The request is read in place, as
+///   bytes copied once into a stack buffer; no Foundation, no regular expressions, no String comparison.
 ///
 /// Immutable after `init`: one instance can be shared by any number of threads without locks.
 public final class CompiledPolicySet: Sendable {
@@ -28,22 +31,20 @@ public final class CompiledPolicySet: Sendable {
     let policyIDs: [ResourceID]
     let ruleIDs: [RuleID]
     let ruleActions: [Action]
-    let ruleReasons: [String]
+    /// Id and reason side by side: one cache line for what a decision by this rule returns.
+    let ruleTexts: [RuleText]
     let headerNames: [String]
     let claimPaths: [[String]]
     let peerReasons: [String]
     let defaultDenyReasons: [String]
     let strictReasonDefault: String
 
-    // Hot: plain values in frozen buffers. A rule's global index is its position in evaluation order
-    // (policy order, then rule index), which is also the order of dry-run and AUDIT reports.
-    let ruleHot: Frozen<RuleHot>
-    let compiledRules: Frozen<CompiledRule>
-    let clauses: Frozen<Clause>
-    let checks: Frozen<FieldCheck>
-    let matchers: Frozen<Matcher>
-    let sideMatchers: [SideMatcher]
-    let templateTokens: Frozen<TemplateToken>
+    /// A rule's global index is its position in evaluation order (policy order, then rule index), which is
+    /// also the order of dry-run and AUDIT reports.
+    let ruleCategories: [RuleCategory]
+
+    // Hot: plain values in frozen buffers.
+    let program: Program
     let arena: ByteArena
     let lists: Frozen<UInt32>
     let tries: TriePools
@@ -58,6 +59,7 @@ public final class CompiledPolicySet: Sendable {
     let peers: Frozen<PeerHot>
     let peerPorts: Frozen<PeerPort>
     let rootScope: Int32
+    let rootScopeData: ScopeHot
     let meshModeRaw: UInt8
     let meshDecidedBy: Int32
     let meshWideReason: Int32
@@ -73,20 +75,15 @@ public final class CompiledPolicySet: Sendable {
         policyIDs = set.authorizationPolicies.map(\.id)
         ruleIDs = c.ruleIDs
         ruleActions = c.ruleActions
-        ruleReasons = c.ruleReasons
-        headerNames = c.rules.headerNames
-        claimPaths = c.rules.claimPaths
+        ruleTexts = zip(c.ruleIDs, c.ruleReasons).map { RuleText(id: $0, reason: $1) }
+        headerNames = c.program.headerNames
+        claimPaths = c.program.claimPaths
         peerReasons = set.peerAuthentications.map { DecisionReasons.strictPlaintext(decidedBy: $0.id) }
         defaultDenyReasons = c.defaultDenyReasons
         strictReasonDefault = DecisionReasons.strictPlaintext(decidedBy: nil)
-        ruleHot = Frozen(c.ruleHot)
-        compiledRules = Frozen(c.rules.rules)
-        clauses = Frozen(c.rules.clauses)
-        checks = Frozen(c.rules.checks)
-        matchers = Frozen(c.rules.matchers)
-        sideMatchers = c.rules.sideMatchers
-        templateTokens = Frozen(c.rules.templateTokens)
-        arena = c.rules.arena.freeze()
+        ruleCategories = c.ruleCategories
+        program = Program(c.program.words)
+        arena = c.arena.freeze()
         lists = Frozen(c.pool.lists)
         tries = TriePools(nodes: Frozen(c.pool.nodes), labels: Frozen(c.pool.labels))
         buckets = Frozen(c.buckets)
@@ -100,6 +97,7 @@ public final class CompiledPolicySet: Sendable {
         peers = Frozen(c.peers)
         peerPorts = Frozen(c.peerPorts)
         rootScope = c.rootScope
+        rootScopeData = c.rootScope >= 0 ? c.scopes[Int(c.rootScope)] : .none
         meshModeRaw = c.meshModeRaw
         meshDecidedBy = c.meshDecidedBy
         meshWideReason = c.meshWideReason
@@ -110,13 +108,13 @@ public final class CompiledPolicySet: Sendable {
     public var statistics: Statistics {
         var indexed = 0
         for b in 0..<buckets.count where buckets[b].index >= 0 { indexed += 1 }
-        let bytes = ruleHot.count * MemoryLayout<RuleHot>.stride + compiledRules.count * MemoryLayout<CompiledRule>.stride
-            + clauses.count * MemoryLayout<Clause>.stride + checks.count * MemoryLayout<FieldCheck>.stride
-            + matchers.count * MemoryLayout<Matcher>.stride + arena.count + lists.count * 4
+        let bytes = program.wordCount * 4 + arena.count + lists.count * 4
             + tries.nodes.count * MemoryLayout<TrieNode>.stride + tries.labels.count
             + labelTable.count * MemoryLayout<LabelSlot>.stride + groups.count * MemoryLayout<GroupHot>.stride
+            + buckets.count * MemoryLayout<BucketHot>.stride + scopes.count * MemoryLayout<ScopeHot>.stride
+            + namespaceTable.count * MemoryLayout<NamespaceSlot>.stride
         return Statistics(policies: policyIDs.count, rules: ruleIDs.count, scopes: scopes.count, buckets: buckets.count,
-                          indexedBuckets: indexed, trieNodes: tries.nodes.count, matchers: matchers.count,
+                          indexedBuckets: indexed, trieNodes: tries.nodes.count, programBytes: program.wordCount * 4,
                           hotBytes: bytes)
     }
 
@@ -127,8 +125,9 @@ public final class CompiledPolicySet: Sendable {
         public let buckets: Int
         public let indexedBuckets: Int
         public let trieNodes: Int
-        public let matchers: Int
-        /// Bytes of the frozen arrays the decision path reads (reason texts and rule ids not included).
+        /// Bytes of the rule records.
+        public let programBytes: Int
+        /// Bytes of everything the decision path reads (reason texts and rule ids not included).
         public let hotBytes: Int
     }
 
@@ -151,30 +150,30 @@ public final class CompiledPolicySet: Sendable {
             var previous: UInt32? = nil
             for rule in outcome.reports.sorted() where rule != previous {
                 previous = rule
-                if ruleHot[rule].category == .dryRun {
+                if ruleCategories[Int(rule)] == .dryRun {
                     dryRun.append(Decision.Report(action: ruleActions[Int(rule)], rule: ruleIDs[Int(rule)]))
                 } else {
                     audit.append(Decision.Report(action: .audit, rule: ruleIDs[Int(rule)]))
                 }
             }
         }
+        // One construction site (returning from several `Decision(...)` expressions made the optimizer copy).
+        let reason: String
+        var rule: RuleID? = nil
         switch outcome.stage {
         case .peerAuthentication:
-            let reason = outcome.index >= 0 ? peerReasons[Int(outcome.index)] : strictReasonDefault
-            return Decision(allowed: false, stage: .peerAuthentication, reason: reason, mtlsMode: mode)
-        case .custom, .denyPolicy:
-            return Decision(allowed: false, stage: outcome.stage, reason: ruleReasons[Int(outcome.index)],
-                            rule: ruleIDs[Int(outcome.index)], mtlsMode: mode, dryRun: dryRun, audit: audit)
-        case .allowPolicy:
-            return Decision(allowed: true, stage: .allowPolicy, reason: ruleReasons[Int(outcome.index)],
-                            rule: ruleIDs[Int(outcome.index)], mtlsMode: mode, dryRun: dryRun, audit: audit)
+            reason = outcome.index >= 0 ? peerReasons[Int(outcome.index)] : strictReasonDefault
+        case .custom, .denyPolicy, .allowPolicy:
+            let text = ruleTexts[Int(outcome.index)]
+            reason = text.reason
+            rule = text.id
         case .noAllowPolicy:
-            return Decision(allowed: true, stage: .noAllowPolicy, reason: DecisionReasons.noAllowPolicy, mtlsMode: mode,
-                            dryRun: dryRun, audit: audit)
+            reason = DecisionReasons.noAllowPolicy
         default:
-            let reason = outcome.index >= 0 ? defaultDenyReasons[Int(outcome.index)] : outcome.builtReason!
-            return Decision(allowed: false, stage: .defaultDeny, reason: reason, mtlsMode: mode, dryRun: dryRun, audit: audit)
+            reason = outcome.index >= 0 ? defaultDenyReasons[Int(outcome.index)] : outcome.builtReason!
         }
+        let allowed = outcome.stage == .allowPolicy || outcome.stage == .noAllowPolicy
+        return Decision(allowed: allowed, stage: outcome.stage, reason: reason, rule: rule, mtlsMode: mode, dryRun: dryRun, audit: audit)
     }
 
     /// What `decide` found, in plain values.
@@ -189,7 +188,7 @@ public final class CompiledPolicySet: Sendable {
     }
 
     struct Applicable {
-        var bucket: Int32
+        var bucket: BucketHot
         /// The selector group it came from (the label slot for a gateway), -1 for a wide bucket.
         var group: Int32
         var kind: Kind
@@ -205,7 +204,7 @@ public final class CompiledPolicySet: Sendable {
         init(_ applicable: UnsafeMutableBufferPointer<Applicable>) { self.applicable = applicable }
 
         @inline(__always)
-        mutating func add(_ bucket: Int32, _ group: Int32, _ kind: Applicable.Kind) {
+        mutating func add(_ bucket: BucketHot, _ group: Int32, _ kind: Applicable.Kind) {
             (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, group: group, kind: kind))
             count += 1
         }
@@ -213,22 +212,43 @@ public final class CompiledPolicySet: Sendable {
 
     private func decide(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
                         _ scratch: UnsafeMutableBufferPointer<Applicable>) -> Outcome {
-        let ws: Int32 = view.namespace.map(findScope) ?? -1
+        // The workload's scope comes with its namespace's hash-table slot (one load, no second lookup).
+        var ws: Int32 = -1
+        var own = ScopeHot.none
+        if let namespace = view.namespace, let slot = findScope(namespace) {
+            ws = slot.scope
+            own = slot.data
+        }
+        let root = rootScope >= 0 ? rootScopeData : ScopeHot.none
         // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
         var gathering = Gathering(scratch)
-        if rootScope >= 0, scopes[rootScope].wideBucket >= 0 { gathering.add(scopes[rootScope].wideBucket, -1, .wide) }
-        if ws >= 0 && ws != rootScope && scopes[ws].wideBucket >= 0 { gathering.add(scopes[ws].wideBucket, -1, .wide) }
-        let rootKeys = rootScope >= 0 ? scopes[rootScope].keyFilter : 0
-        let ownKeys = ws >= 0 && ws != rootScope ? scopes[ws].keyFilter : 0
+        if root.wideBucket >= 0 { gathering.add(root.wide, -1, .wide) }
+        if ws >= 0 && ws != rootScope && own.wideBucket >= 0 { gathering.add(own.wide, -1, .wide) }
+        let rootKeys = root.keyFilter
+        let ownKeys = ws >= 0 && ws != rootScope ? own.keyFilter : 0
         for label in view.labels {
             // A scope's key filter skips probes for label keys none of its selectors or gateways use.
             let bit: UInt64 = 1 << (label.keyHash >> 58)
             if rootKeys & bit != 0 { visit(rootScope, own: rootScope == ws, label, view, &gathering) }
             if ownKeys & bit != 0 { visit(ws, own: true, label, view, &gathering) }
         }
+        // Ask for the buckets' rule records now: one independent load per cache line, so the misses overlap
+        // (and overlap the PeerAuthentication step) instead of being taken one by one while confirming.
+        // (Only buckets scanned whole: an indexed bucket reads few of its records.)
+        var touched: UInt32 = 0
+        for i in 0..<gathering.count where scratch[i].bucket.index < 0 {
+            let bucket = scratch[i].bucket
+            var word = Int(bucket.programStart)
+            let end = min(Int(bucket.programEnd), word + 512)
+            while word < end {
+                touched &+= program[word]
+                word += 16
+            }
+        }
+        keep(touched)
         // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
-        var modeRaw = ws >= 0 ? scopes[ws].modeRaw : meshModeRaw
-        var decidedBy = ws >= 0 ? scopes[ws].decidedBy : meshDecidedBy
+        var modeRaw = ws >= 0 ? own.modeRaw : meshModeRaw
+        var decidedBy = ws >= 0 ? own.decidedBy : meshDecidedBy
         if gathering.workloadPeer != .max {
             let peerIndex = gathering.workloadPeer
             let peer = peers[peerIndex]
@@ -257,7 +277,7 @@ public final class CompiledPolicySet: Sendable {
             return Outcome(stage: .allowPolicy, modeRaw: modeRaw, index: Int32(verdicts.allow), reports: verdicts.reports)
         }
         var outcome = Outcome(stage: .defaultDeny, modeRaw: modeRaw, index: -1, reports: verdicts.reports)
-        outcome.index = defaultDenyReason(ws, UnsafeBufferPointer(rebasing: scratch[..<gathering.count]))
+        outcome.index = defaultDenyReason(ws >= 0 ? own.wideReason : meshWideReason, UnsafeBufferPointer(rebasing: scratch[..<gathering.count]))
         if outcome.index < 0 { outcome.builtReason = buildDefaultDenyReason(UnsafeBufferPointer(rebasing: scratch[..<gathering.count])) }
         return outcome
     }
@@ -267,32 +287,35 @@ public final class CompiledPolicySet: Sendable {
         let slotIndex = findLabel(scope, label)
         guard slotIndex >= 0 else { return }
         let slot = labelTable[slotIndex]
+        @inline(__always) func consider(_ group: GroupHot, _ groupIndex: Int32) {
+            guard selected(group, view.labels) else { return }
+            if group.bucket >= 0 { gathering.add(group.body, groupIndex, own ? .ownGroup : .other) }
+            if own && group.peerAuth >= 0 && group.peerAuth < gathering.workloadPeer { gathering.workloadPeer = group.peerAuth }
+        }
+        if slot.firstGroupIndex >= 0 { consider(slot.firstGroup, slot.firstGroupIndex) }
         var g = slot.groupsStart
         while g < slot.groupsEnd {
             let groupIndex = lists[g]
             g += 1
-            let group = groups[groupIndex]
-            guard selected(group, view.labels) else { continue }
-            if group.bucket >= 0 { gathering.add(group.bucket, Int32(groupIndex), own ? .ownGroup : .other) }
-            if own && group.peerAuth >= 0 && group.peerAuth < gathering.workloadPeer { gathering.workloadPeer = group.peerAuth }
+            consider(groups[groupIndex], Int32(groupIndex))
         }
         // targetRefs: only Gateway-API gateways, only from their own namespace.
-        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gatewayBucket, Int32(slotIndex), .gateway) }
+        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gateway, Int32(slotIndex), .gateway) }
     }
 
     /// The default-deny text, precomputed for the usual layouts: the wide buckets plus at most one selector
     /// group of the workload's own namespace or its gateway. -1 when it has to be built.
-    private func defaultDenyReason(_ ws: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> Int32 {
+    private func defaultDenyReason(_ wideReason: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> Int32 {
         var extra = 0
-        var last = Applicable(bucket: -1, group: -1, kind: .other)
+        var last = Applicable(bucket: .empty, group: -1, kind: .other)
         for entry in applicable where entry.kind != .wide {
-            let bucket = buckets[entry.bucket]
+            let bucket = entry.bucket
             if bucket.allowStart < bucket.allowEnd {
                 extra += 1
                 last = entry
             }
         }
-        if extra == 0 { return ws >= 0 ? scopes[ws].wideReason : meshWideReason }
+        if extra == 0 { return wideReason }
         guard extra == 1 else { return -1 }
         switch last.kind {
         case .ownGroup: return groups[last.group].reason
@@ -304,7 +327,7 @@ public final class CompiledPolicySet: Sendable {
     private func buildDefaultDenyReason(_ applicable: UnsafeBufferPointer<Applicable>) -> String {
         var policies: [UInt32] = []
         for entry in applicable {
-            let bucket = buckets[entry.bucket]
+            let bucket = entry.bucket
             policies += lists.slice(bucket.allowStart, bucket.allowEnd)
         }
         policies.sort()
@@ -312,14 +335,14 @@ public final class CompiledPolicySet: Sendable {
     }
 
     @inline(__always)
-    private func findScope(_ namespace: Bytes) -> Int32 {
+    private func findScope(_ namespace: Bytes) -> NamespaceSlot? {
         let mask = namespaceTable.count - 1
         let hash = hashBytes(namespace, seed: namespaceSeed)
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = namespaceTable[i]
-            if slot.scope < 0 { return -1 }
-            if slot.hash == hash && arena.bytes(slot.name).equals(namespace) { return slot.scope }
+            if slot.scope < 0 { return nil }
+            if slot.hash == hash && arena.bytes(slot.name).equals(namespace) { return slot }
             i = (i + 1) & mask
         }
     }
@@ -332,9 +355,18 @@ public final class CompiledPolicySet: Sendable {
         while true {
             let slot = labelTable[i]
             if slot.scope < 0 { return -1 }
-            if slot.hash == hash && slot.scope == scope && arena.bytes(slot.key).equals(label.key)
-                && arena.bytes(slot.value).equals(label.value) {
-                return i
+            if slot.hash == hash && slot.scope == scope {
+                if slot.isInline {
+                    let text = (UnsafeRawPointer(labelTable.base + i) + LabelSlot.inlineOffset).assumingMemoryBound(to: UInt8.self)
+                    let keyCount = Int(slot.keyCount), valueCount = Int(slot.valueCount)
+                    if label.key.count == keyCount && label.value.count == valueCount
+                        && label.key.equals(Bytes(start: text, count: keyCount))
+                        && label.value.equals(Bytes(start: text + keyCount, count: valueCount)) {
+                        return i
+                    }
+                } else if arena.bytes(slot.key).equals(label.key) && arena.bytes(slot.value).equals(label.value) {
+                    return i
+                }
             }
             i = (i + 1) & mask
         }
@@ -358,11 +390,16 @@ public final class CompiledPolicySet: Sendable {
 
     /// The matching rules of one bucket, folded into `verdicts`.
     @inline(__always)
-    private func collect(_ bucketID: Int32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
-        let bucket = buckets[bucketID]
+    private func collect(_ bucket: BucketHot, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
         if bucket.allowStart < bucket.allowEnd { verdicts.hasAllowPolicy = true }
         guard bucket.index >= 0 else {
-            consider(bucket.rulesStart, bucket.rulesEnd, view, request, &verdicts)
+            // Every rule record of the bucket, in order.
+            var record = Int(bucket.programStart)
+            let end = Int(bucket.programEnd)
+            while record < end {
+                consider(record, view, request, &verdicts)
+                record += Int(program[record + 3])
+            }
             return
         }
         let index = indices[bucket.index]
@@ -403,60 +440,70 @@ public final class CompiledPolicySet: Sendable {
         }
     }
 
-    /// Every rule of `lists[start ..< end]`.
+    /// Every rule record whose offset is in `lists[start ..< end]`.
     @inline(__always)
     private func consider(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>,
                           _ verdicts: inout Verdicts) {
         var i = start
         while i < end {
-            consider(lists[i], view, request, &verdicts)
+            consider(Int(lists[i]), view, request, &verdicts)
             i += 1
         }
     }
 
+    /// A candidate rule (its record's offset): confirmed unless it cannot change the answer (a rule of the
+    /// deciding kind that sorts after the best match so far).
     @inline(__always)
-    private func consider(_ rule: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
-        let entry = ruleHot[rule]
-        switch entry.category {
-        case .allow:
-            if entry.rank < verdicts.allowRank && matches(rule, view, request) { verdicts.allow = rule; verdicts.allowRank = entry.rank }
-        case .deny:
-            if entry.rank < verdicts.denyRank && matches(rule, view, request) { verdicts.deny = rule; verdicts.denyRank = entry.rank }
-        case .custom:
-            if entry.rank < verdicts.customRank && matches(rule, view, request) { verdicts.custom = rule; verdicts.customRank = entry.rank }
-        case .audit, .dryRun:
-            if matches(rule, view, request) { verdicts.reports.append(rule) }
+    private func consider(_ record: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
+        let rank = program[record + 1]
+        switch program[record] {
+        case RuleCategory.allow.rawValue:
+            if rank < verdicts.allowRank && matches(record, view, request) {
+                verdicts.allow = program[record + 2]
+                verdicts.allowRank = rank
+            }
+        case RuleCategory.deny.rawValue:
+            if rank < verdicts.denyRank && matches(record, view, request) {
+                verdicts.deny = program[record + 2]
+                verdicts.denyRank = rank
+            }
+        case RuleCategory.custom.rawValue:
+            if rank < verdicts.customRank && matches(record, view, request) {
+                verdicts.custom = program[record + 2]
+                verdicts.customRank = rank
+            }
+        default:
+            if matches(record, view, request) { verdicts.reports.append(program[record + 2]) }
         }
     }
 
-    // MARK: Confirming a candidate rule
+    // MARK: Confirming a candidate rule (reading its record, see CompiledRules.swift)
 
     /// `to` (cheapest: method, path, host, port), then `from`, then `when` (may read headers and claims).
     @inline(__always)
-    func matches(_ ruleIndex: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
-        let rule = compiledRules[ruleIndex]
-        guard anyClause(rule.toStart, rule.toEnd, view, request), anyClause(rule.fromStart, rule.fromEnd, view, request) else {
-            return false
-        }
-        var c = rule.whenStart
-        while c < rule.whenEnd {
-            if !holds(checks[c], view, request) { return false }
-            c += 1
+    func matches(_ record: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+        let toCount = Int(program[record + 4]), fromCount = Int(program[record + 5])
+        if toCount > 0 && !anyClause(record + 9, toCount, view, request) { return false }
+        if fromCount > 0 && !anyClause(record + Int(program[record + 6]), fromCount, view, request) { return false }
+        var check = record + Int(program[record + 7])
+        for _ in 0..<Int(program[record + 8]) {
+            if !holds(check, view, request) { return false }
+            check += Int(program[check + 4])
         }
         return true
     }
 
+    /// Any of `count` clauses starting at `start`: all of a clause's checks hold.
     @inline(__always)
-    private func anyClause(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
-        if start == end { return true }
-        var i = start
-        clauses: while i < end {
-            let clause = clauses[i]
-            i += 1
-            var c = clause.start
-            while c < clause.end {
-                if !holds(checks[c], view, request) { continue clauses }
-                c += 1
+    private func anyClause(_ start: Int, _ count: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+        var clause = start
+        clauses: for _ in 0..<count {
+            var check = clause + 2
+            let next = clause + Int(program[clause + 1])
+            clause = next
+            for _ in 0..<Int(program[check - 2]) {
+                if !holds(check, view, request) { continue clauses }
+                check += Int(program[check + 4])
             }
             return true
         }
@@ -464,78 +511,109 @@ public final class CompiledPolicySet: Sendable {
     }
 
     /// One field: a positive matcher must match (when there are any) and no negative one may.
-    private func holds(_ check: FieldCheck, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
-        switch check.attribute {
-        case .principal: return holds(check) { matches($0, view.principal) }
-        case .path: return holds(check) { matches($0, view.path) }
-        case .method: return holds(check) { matches($0, view.method) }
-        case .host: return holds(check) { matches($0, view.host) }
-        case .sni: return holds(check) { matches($0, view.sni) }
-        case .port: return holds(check) { if case .port(let p) = $0 { p == view.port } else { false } }
-        case .sourceIP: return holds(check) { matches($0, view.sourceIP) }
-        case .remoteIP: return holds(check) { matches($0, view.remoteIP) }
-        case .destinationIP: return holds(check) { matches($0, view.destinationIP) }
-        case .requestPrincipal:
-            return holds(check) { matcher in
-                guard case .side(let i) = matcher, case .requestPrincipal(let issuer, let subject) = sideMatchers[Int(i)],
-                      let issuerBytes = view.issuer, let subjectBytes = view.subject else { return false }
-                return issuer.matches(issuerBytes, arena) && subject.matches(subjectBytes, arena)
+    private func holds(_ check: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+        switch program[check] {
+        case Attribute.principal.rawValue: return holds(check) { matches($0, view.principal) }
+        case Attribute.path.rawValue: return holds(check) { matches($0, view.path) }
+        case Attribute.method.rawValue: return holds(check) { matches($0, view.method) }
+        case Attribute.host.rawValue: return holds(check) { matches($0, view.host) }
+        case Attribute.sni.rawValue: return holds(check) { matches($0, view.sni) }
+        case Attribute.rawPath.rawValue: return holds(check) { matches($0, view.rawPath) }
+        case Attribute.port.rawValue:
+            return holds(check) { m in
+                let header = program[m]
+                guard header & 0xFF == MatcherKind.port.rawValue else { return false }
+                let value: Int? = header >> 24 != 0 ? Int(Int64(bitPattern: program.int64(m + 2))) : nil
+                return value == view.port
             }
-        case .rawPath: return holds(check) { matches($0, view.rawPath) }
-        case .authorityHeader(let id):
+        case Attribute.sourceIP.rawValue: return holds(check) { matches($0, view.sourceIP) }
+        case Attribute.remoteIP.rawValue: return holds(check) { matches($0, view.remoteIP) }
+        case Attribute.destinationIP.rawValue: return holds(check) { matches($0, view.destinationIP) }
+        case Attribute.requestPrincipal.rawValue:
+            return holds(check) { m in
+                let header = program[m]
+                guard header & 0xFF == MatcherKind.requestPrincipal.rawValue, let issuer = view.issuer, let subject = view.subject else {
+                    return false
+                }
+                let issuerCount = Int(program[m + 2]), subjectCount = Int(program[m + 3])
+                let subjectStart = m + 4 + (issuerCount + 3) / 4
+                return StringPattern.matches((header >> 8) & 0xFF, lowered: false, program.bytes(m + 4, issuerCount), issuer)
+                    && StringPattern.matches(header >> 24, lowered: false, program.bytes(subjectStart, subjectCount), subject)
+            }
+        case Attribute.authorityHeader.rawValue:
             if view.host != nil { return holds(check) { matches($0, view.host) } }
-            guard let value = request.pointee.request.headers[headerNames[Int(id)]] else { return holds(check) { _ in false } }
+            guard let value = request.pointee.request.headers[headerNames[Int(program[check + 1])]] else { return holds(check) { _ in false } }
             return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
-        case .header(let id):
-            guard let value = request.pointee.request.headers[headerNames[Int(id)]] else { return holds(check) { _ in false } }
+        case Attribute.header.rawValue:
+            guard let value = request.pointee.request.headers[headerNames[Int(program[check + 1])]] else { return holds(check) { _ in false } }
             return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
-        case .claim(let id):
-            return holdsClaim(check, claimPaths[Int(id)], view, request)
-        case .absent:
+        case Attribute.claim.rawValue:
+            return holdsClaim(check, claimPaths[Int(program[check + 1])], view, request)
+        default:
             return holds(check) { _ in false }
         }
     }
 
     @inline(__always)
-    private func holds(_ check: FieldCheck, _ match: (Matcher) -> Bool) -> Bool {
-        if check.positiveStart < check.negativeStart {
+    private func holds(_ check: Int, _ match: (Int) -> Bool) -> Bool {
+        let positives = Int(program[check + 2]), negatives = Int(program[check + 3])
+        var matcher = check + 5
+        if positives > 0 {
             var found = false
-            for m in check.positiveStart..<check.negativeStart where match(matchers[m]) {
-                found = true
-                break
+            for _ in 0..<positives {
+                if match(matcher) { found = true; break }
+                matcher += Int(program[matcher + 1])
             }
             if !found { return false }
+            if negatives == 0 { return true }
+            // Skip to the negative matchers.
+            matcher = check + 5
+            for _ in 0..<positives { matcher += Int(program[matcher + 1]) }
         }
-        for m in check.negativeStart..<check.end where match(matchers[m]) { return false }
+        for _ in 0..<negatives {
+            if match(matcher) { return false }
+            matcher += Int(program[matcher + 1])
+        }
         return true
     }
 
+    /// A string-like matcher against a value.
     @inline(__always)
-    private func matches(_ matcher: Matcher, _ value: Bytes?) -> Bool {
+    private func matches(_ m: Int, _ value: Bytes?) -> Bool {
         guard let value else { return false }
-        switch matcher {
-        case .string(let pattern): return pattern.matches(value, arena)
-        case .template(let start, let count):
-            return ByteMatching.template(templateTokens.slice(start, start + count), value, arena)
-        case .namespaceGlob(let run): return ByteMatching.glob(arena.bytes(run), value)
-        case .side(let i):
-            guard case .serviceAccount(let namespace, let name) = sideMatchers[Int(i)] else { return false }
-            return ByteMatching.serviceAccount(namespace: arena.bytes(namespace), name: arena.bytes(name), value)
-        case .trustDomain(let pattern):
+        let header = program[m]
+        switch header & 0xFF {
+        case MatcherKind.string.rawValue:
+            return StringPattern.matches((header >> 8) & 0xFF, lowered: header & 0x1_0000 != 0,
+                                         program.bytes(m + 3, Int(program[m + 2])), value)
+        case MatcherKind.template.rawValue:
+            return ByteMatching.template(program, m + 3, Int(program[m + 2]), value, 0)
+        case MatcherKind.namespaceGlob.rawValue:
+            return ByteMatching.glob(program.bytes(m + 3, Int(program[m + 2])), value)
+        case MatcherKind.trustDomain.rawValue:
             guard let domain = ByteMatching.trustDomain(value) else { return false }
-            return pattern.matches(domain, arena)
-        case .port, .never: return false
+            return StringPattern.matches((header >> 8) & 0xFF, lowered: false, program.bytes(m + 3, Int(program[m + 2])), domain)
+        case MatcherKind.serviceAccount.rawValue:
+            let nsCount = Int(program[m + 2]), saCount = Int(program[m + 3])
+            return ByteMatching.serviceAccount(namespace: program.bytes(m + 4, nsCount),
+                                               name: program.bytes(m + 4 + (nsCount + 3) / 4, saCount), value)
+        default:
+            return false
         }
     }
 
     @inline(__always)
-    private func matches(_ matcher: Matcher, _ ip: IPAddress?) -> Bool {
-        guard let ip, case .side(let i) = matcher, case .ip(let block) = sideMatchers[Int(i)] else { return false }
-        return block.contains(ip)
+    private func matches(_ m: Int, _ ip: IPAddress?) -> Bool {
+        guard let ip else { return false }
+        let header = program[m]
+        guard header & 0xFF == MatcherKind.ip.rawValue else { return false }
+        let isV4 = header >> 24 != 0
+        let maskHigh = program.int64(m + 2), maskLow = program.int64(m + 4)
+        return ip.isV4 == isV4 && (ip.high & maskHigh) == program.int64(m + 6) && (ip.low & maskLow) == program.int64(m + 8)
     }
 
     /// `request.auth.claims[...]` (and audiences, presenter): the claim as Envoy's jwt_authn publishes it.
-    private func holdsClaim(_ check: FieldCheck, _ path: [String], _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+    private func holdsClaim(_ check: Int, _ path: [String], _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
         if let claims = request.pointee.request.claims {
             guard var value = claims[path[0]] else { return holds(check) { _ in false } }
             for key in path.dropFirst() {
@@ -569,6 +647,13 @@ public final class CompiledPolicySet: Sendable {
     }
 }
 
+/// Keeps a value alive for the optimizer (the loads that produced it are prefetches).
+@inline(never)
+func keep(_ value: UInt32) {
+    if value == 0x5EED_F00D { keepSink = value }
+}
+nonisolated(unsafe) var keepSink: UInt32 = 0
+
 public struct CompileOptions: Sendable, Hashable {
     /// A bucket with more rules than this gets tries; a smaller one is scanned rule by rule. With 0, every
     /// bucket is indexed and every indexable rule filed (tests use it to exercise the tries everywhere).
@@ -585,22 +670,17 @@ let namespaceSeed: UInt64 = 0x6E61_6D65_7370_6163
 let labelKeySeed: UInt64 = 0x6C61_6265_6C6B_6579
 let labelValueSeed: UInt64 = 0x6C61_6265_6C76_616C
 
-enum RuleCategory: UInt8, Sendable {
-    case allow, deny, custom, audit
-    /// Any action, in a dry-run policy: reported, never enforced.
-    case dryRun
-}
-
-struct RuleHot: Sendable {
-    var category: RuleCategory
-    /// Position of the rule id in Envoy's order (the id text).
-    var rank: UInt32
+struct RuleText: Sendable {
+    let id: RuleID
+    let reason: String
 }
 
 struct BucketHot: Sendable {
-    /// `lists[rulesStart ..< rulesEnd]`: global rule indices, ascending.
-    var rulesStart: UInt32
-    var rulesEnd: UInt32
+    static let empty = BucketHot(programStart: 0, programEnd: 0, allowStart: 0, allowEnd: 0, index: -1)
+
+    /// `program[programStart ..< programEnd]`: the records of the bucket's rules, in evaluation order.
+    var programStart: UInt32
+    var programEnd: UInt32
     /// `lists[allowStart ..< allowEnd]`: enforced ALLOW policies (ordinals, ascending).
     var allowStart: UInt32
     var allowEnd: UInt32
@@ -640,8 +720,10 @@ struct PortEntry: Sendable {
 }
 
 struct ScopeHot: Sendable {
-    /// Namespace-wide policies (mesh-wide in the root namespace), -1 for none.
+    /// Namespace-wide policies (mesh-wide in the root namespace), -1 for none; `wide` is a copy of it (one
+    /// load fewer on the decision path).
     var wideBucket: Int32
+    var wide: BucketHot
     /// Mesh level then this namespace's level.
     var modeRaw: UInt8
     var decidedBy: Int32
@@ -650,11 +732,15 @@ struct ScopeHot: Sendable {
     /// Bit `keyHash >> 58` is set for each label key the scope's selector groups are filed under (and the
     /// gateway label when it has targetRefs policies).
     var keyFilter: UInt64
+
+    static let none = ScopeHot(wideBucket: -1, wide: .empty, modeRaw: MTLSModeCode.permissive, decidedBy: -1, wideReason: -1, keyFilter: 0)
 }
 
 /// Policies of one namespace with one selector, and the first PeerAuthentication with that selector.
 struct GroupHot: Sendable {
     var bucket: Int32
+    /// A copy of `buckets[bucket]`.
+    var body: BucketHot
     var peerAuth: Int32
     /// `groupLabels[othersStart ..< othersEnd]`: the selector's labels other than the one it is filed under.
     var othersStart: UInt32
@@ -672,19 +758,34 @@ struct LabelRuns: Sendable {
 struct LabelSlot: Sendable {
     var hash: UInt64
     var scope: Int32
+    /// Key then value bytes, here when they fit (`isInline`), else in the arena (`key`, `value`).
+    var isInline: Bool
+    var keyCount: UInt8
+    var valueCount: UInt8
+    var inlineText: (UInt64, UInt64, UInt64)
     var key: ByteRun
     var value: ByteRun
+    /// The first selector group filed under this label (`groups[firstGroupIndex]`, copied), then any others.
+    var firstGroupIndex: Int32
+    var firstGroup: GroupHot
     var groupsStart: UInt32
     var groupsEnd: UInt32
     var gatewayBucket: Int32
+    /// A copy of `buckets[gatewayBucket]`.
+    var gateway: BucketHot
     /// The default-deny text when the gateway's and the wide buckets' ALLOW policies are all that apply.
     var gatewayReason: Int32
+
+    static let inlineCapacity = 24
+    static let inlineOffset = MemoryLayout<LabelSlot>.offset(of: \LabelSlot.inlineText)!
 }
 
 struct NamespaceSlot: Sendable {
     var hash: UInt64
     var name: ByteRun
     var scope: Int32
+    /// A copy of `scopes[scope]`.
+    var data: ScopeHot
 }
 
 struct PeerHot: Sendable {
@@ -813,10 +914,8 @@ struct RequestView {
             view.namespace = put(request.pointee.destination.namespace)
             if isMTLS { view.principal = put(request.pointee.source.principal) }
             if let full = put(request.pointee.request.path) {
-                var end = 0
-                while end < full.count && full[end] != UInt8(ascii: "?") && full[end] != UInt8(ascii: "#") { end += 1 }
                 view.rawPath = full
-                view.path = Bytes(rebasing: full[..<end])
+                view.path = Bytes(rebasing: full[..<queryStart(full)])
             }
             view.method = put(request.pointee.request.method)
             view.host = put(request.pointee.request.host)

@@ -136,7 +136,7 @@ struct ProgramBuilder {
 
     /// Returns 1 when a check was emitted (a field with values), 0 otherwise.
     @discardableResult
-    private mutating func check(_ attribute: Attribute, _ argument: UInt32 = 0, _ values: [String], _ negated: [String],
+    private mutating func check(_ attribute: Attribute, argument: UInt32 = 0, _ values: [String], _ negated: [String],
                                 _ matcher: (inout ProgramBuilder, String) -> Void) -> Int {
         guard !values.isEmpty || !negated.isEmpty else { return 0 }
         let start = words.count
@@ -170,10 +170,10 @@ struct ProgramBuilder {
         case .requestHeader(let name):
             // Pseudo-headers read the request line, as `CheckRequest.HTTP.header(named:)` does.
             switch name {
-            case ":authority", "host": check(.authorityHeader, headerID(name), values, negated) { $0.string($1, star: .present) }
+            case ":authority", "host": check(.authorityHeader, argument: headerID(name), values, negated) { $0.string($1, star: .present) }
             case ":method": check(.method, values, negated) { $0.string($1, star: .present) }
             case ":path": check(.rawPath, values, negated) { $0.string($1, star: .present) }
-            default: check(.header, headerID(name), values, negated) { $0.string($1, star: .present) }
+            default: check(.header, argument: headerID(name), values, negated) { $0.string($1, star: .present) }
             }
         case .sourceIP: check(.sourceIP, values, negated) { $0.ip($1) }
         case .remoteIP: check(.remoteIP, values, negated) { $0.ip($1) }
@@ -183,9 +183,9 @@ struct ProgramBuilder {
         case .sourceServiceAccount: check(.principal, values, negated) { $0.serviceAccount($1, policyNamespace) }
         case .sourceTrustDomain: check(.principal, values, negated) { $0.trustDomain($1) }
         case .requestAuthPrincipal: check(.requestPrincipal, values, negated) { $0.requestPrincipal($1) }
-        case .requestAuthAudiences: check(.claim, claimID(["aud"]), values, negated) { $0.string($1, star: .nonEmpty) }
-        case .requestAuthPresenter: check(.claim, claimID(["azp"]), values, negated) { $0.string($1, star: .nonEmpty) }
-        case .requestAuthClaims(let path): check(.claim, claimID(path), values, negated) { $0.string($1, star: .nonEmpty) }
+        case .requestAuthAudiences: check(.claim, argument: claimID(["aud"]), values, negated) { $0.string($1, star: .nonEmpty) }
+        case .requestAuthPresenter: check(.claim, argument: claimID(["azp"]), values, negated) { $0.string($1, star: .nonEmpty) }
+        case .requestAuthClaims(let path): check(.claim, argument: claimID(path), values, negated) { $0.string($1, star: .nonEmpty) }
         case .destinationPort: check(.port, values, negated) { $0.port(Int($1)) }
         case .connectionSNI: check(.sni, values, negated) { $0.string($1, star: .nonEmpty) }
         case .experimentalEnvoyFilter: check(.absent, values, negated) { builder, _ in builder.matcher(.never) }

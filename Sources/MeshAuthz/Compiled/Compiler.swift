@@ -2,8 +2,10 @@
 struct Compiler {
     let set: PolicySet
     let options: CompileOptions
-    var rules = RuleCompiler()
-    var ruleHot: [RuleHot] = []
+    var program = ProgramBuilder()
+    var arena = ByteArenaBuilder()
+    var ruleCategories: [RuleCategory] = []
+    var ruleRanks: [UInt32] = []
     var ruleIDs: [RuleID] = []
     var ruleActions: [Action] = []
     var ruleReasons: [String] = []
@@ -56,9 +58,8 @@ struct Compiler {
                 case .audit: category = .audit
                 }
             }
-            for (index, rule) in policy.rules.enumerated() {
-                let compiled = rules.compile(rule, policyNamespace: policy.id.namespace)
-                precondition(Int(compiled) == ruleHot.count)
+            for index in policy.rules.indices {
+                let global = UInt32(ruleIDs.count)
                 let id = policy.ruleID(index)
                 switch category {
                 case .allow: ruleReasons.append(DecisionReasons.allow(rule: id))
@@ -66,17 +67,18 @@ struct Compiler {
                 case .custom: ruleReasons.append(DecisionReasons.custom(rule: id, provider: policy.provider ?? "?"))
                 case .audit, .dryRun: ruleReasons.append("")
                 }
-                ruleHot.append(RuleHot(category: category, rank: 0))
+                ruleCategories.append(category)
                 ruleIDs.append(id)
                 ruleActions.append(policy.action)
                 ruleOwners.append((ordinal, index))
-                indices.append(compiled)
+                indices.append(global)
             }
             policyRules.append(indices)
         }
         // Envoy reports the least matching rule in the order of its id text.
         let order = ruleIDs.indices.sorted { ruleIDs[$0].description < ruleIDs[$1].description }
-        for (rank, index) in order.enumerated() { ruleHot[index].rank = UInt32(rank) }
+        ruleRanks = Array(repeating: 0, count: ruleIDs.count)
+        for (rank, index) in order.enumerated() { ruleRanks[index] = UInt32(rank) }
     }
 
     // MARK: PeerAuthentication
@@ -178,8 +180,9 @@ struct Compiler {
             var resolution = (meshModeRaw, meshDecidedBy)
             if draft.namespacePeerAuth >= 0 { resolution = apply(resolution, draft.namespacePeerAuth) }
             let wideAllow = (namespace == root ? [] : rootWideAllow) + enforcedAllow(draft.wide)
-            scopes.append(ScopeHot(wideBucket: makeBucket(draft.wide), modeRaw: resolution.0, decidedBy: resolution.1,
-                                   wideReason: reason(wideAllow), keyFilter: 0))
+            let wide = makeBucket(draft.wide)
+            scopes.append(ScopeHot(wideBucket: wide, wide: wide >= 0 ? buckets[Int(wide)] : .empty, modeRaw: resolution.0,
+                                   decidedBy: resolution.1, wideReason: reason(wideAllow), keyFilter: 0))
             for (name, policies) in draft.gateways.sorted(by: { $0.key < $1.key }) {
                 let key = SlotKey(scope: scopeID, key: gatewayNameLabel, value: name)
                 slots[key, default: ([], -1, -1)].gateway = makeBucket(policies)
@@ -193,10 +196,11 @@ struct Compiler {
                 let filedUnder = labels.min { (frequency[$0]!, $0) < (frequency[$1]!, $1) }!
                 let othersStart = UInt32(groupLabels.count)
                 for label in labels where label != filedUnder {
-                    groupLabels.append(LabelRuns(key: rules.arena.add(label.key.utf8), value: rules.arena.add(label.value.utf8)))
+                    groupLabels.append(LabelRuns(key: arena.add(label.key.utf8), value: arena.add(label.value.utf8)))
                 }
                 let groupAllow = enforcedAllow(content.policies)
-                groups.append(GroupHot(bucket: makeBucket(content.policies), peerAuth: content.peerAuth,
+                let bucket = makeBucket(content.policies)
+                groups.append(GroupHot(bucket: bucket, body: bucket >= 0 ? buckets[Int(bucket)] : .empty, peerAuth: content.peerAuth,
                                        othersStart: othersStart, othersEnd: UInt32(groupLabels.count),
                                        reason: groupAllow.isEmpty ? -1 : reason(wideAllow + groupAllow)))
                 slots[SlotKey(scope: scopeID, key: filedUnder.key, value: filedUnder.value), default: ([], -1, -1)]
@@ -214,33 +218,55 @@ struct Compiler {
     private mutating func buildNamespaceTable(_ entries: [(String, Int32)]) {
         var capacity = 8
         while capacity < entries.count * 2 { capacity <<= 1 }
-        namespaceTable = Array(repeating: NamespaceSlot(hash: 0, name: .empty, scope: -1), count: capacity)
+        namespaceTable = Array(repeating: NamespaceSlot(hash: 0, name: .empty, scope: -1, data: .none), count: capacity)
         for (name, scope) in entries {
             let bytes = Array(name.utf8)
             let hash = bytes.withUnsafeBufferPointer { hashBytes($0, seed: namespaceSeed) }
             var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
             while namespaceTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
-            namespaceTable[i] = NamespaceSlot(hash: hash, name: rules.arena.add(bytes), scope: scope)
+            namespaceTable[i] = NamespaceSlot(hash: hash, name: arena.add(bytes), scope: scope, data: scopes[Int(scope)])
         }
     }
 
     private mutating func buildLabelTable(_ slots: [SlotKey: (groups: [UInt32], gateway: Int32, gatewayReason: Int32)]) {
         var capacity = 8
         while capacity < slots.count * 2 { capacity <<= 1 }
-        labelTable = Array(repeating: LabelSlot(hash: 0, scope: -1, key: .empty, value: .empty, groupsStart: 0, groupsEnd: 0,
-                                                gatewayBucket: -1, gatewayReason: -1), count: capacity)
+        let emptyGroup = GroupHot(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1)
+        let empty = LabelSlot(hash: 0, scope: -1, isInline: false, keyCount: 0, valueCount: 0, inlineText: (0, 0, 0),
+                              key: .empty, value: .empty, firstGroupIndex: -1, firstGroup: emptyGroup, groupsStart: 0,
+                              groupsEnd: 0, gatewayBucket: -1, gateway: .empty, gatewayReason: -1)
+        labelTable = Array(repeating: empty, count: capacity)
         for (key, content) in slots.sorted(by: { ($0.key.scope, $0.key.key, $0.key.value) < ($1.key.scope, $1.key.key, $1.key.value) }) {
             let keyBytes = Array(key.key.utf8), valueBytes = Array(key.value.utf8)
             let labelHash = combineHash(keyBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelKeySeed) },
                                         valueBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelValueSeed) })
             let hash = combineHash(labelHash, UInt64(key.scope))
-            let (start, end) = pool.list(content.groups)
             maxGroupsPerSlot = max(maxGroupsPerSlot, content.groups.count)
+            var slot = empty
+            slot.hash = hash
+            slot.scope = key.scope
+            if keyBytes.count + valueBytes.count <= LabelSlot.inlineCapacity {
+                slot.isInline = true
+                slot.keyCount = UInt8(keyBytes.count)
+                slot.valueCount = UInt8(valueBytes.count)
+                withUnsafeMutableBytes(of: &slot.inlineText) { raw in
+                    raw.copyBytes(from: keyBytes + valueBytes)
+                }
+            } else {
+                slot.key = arena.add(keyBytes)
+                slot.value = arena.add(valueBytes)
+            }
+            if let first = content.groups.first {
+                slot.firstGroupIndex = Int32(first)
+                slot.firstGroup = groups[Int(first)]
+            }
+            (slot.groupsStart, slot.groupsEnd) = pool.list(content.groups.dropFirst())
+            slot.gatewayBucket = content.gateway
+            slot.gateway = content.gateway >= 0 ? buckets[Int(content.gateway)] : .empty
+            slot.gatewayReason = content.gatewayReason
             var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
             while labelTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
-            labelTable[i] = LabelSlot(hash: hash, scope: key.scope, key: rules.arena.add(keyBytes), value: rules.arena.add(valueBytes),
-                                      groupsStart: start, groupsEnd: end, gatewayBucket: content.gateway,
-                                      gatewayReason: content.gatewayReason)
+            labelTable[i] = slot
         }
     }
 
@@ -248,15 +274,27 @@ struct Compiler {
     private mutating func makeBucket(_ policies: [UInt32]) -> Int32 {
         guard !policies.isEmpty else { return -1 }
         let sorted = policies.sorted()
-        let bucketRules = sorted.flatMap { policyRules[Int($0)] }
-        let (rulesStart, rulesEnd) = pool.list(bucketRules)
+        // The bucket's rule records, one after the other (a policy in two gateway buckets gets two copies).
+        let programStart = UInt32(program.words.count)
+        var records: [(global: UInt32, offset: UInt32)] = []
+        for ordinal in sorted {
+            let policy = set.authorizationPolicies[Int(ordinal)]
+            for global in policyRules[Int(ordinal)] {
+                let rule = policy.rules[ruleOwners[Int(global)].index]
+                let offset = program.emit(rule, policyNamespace: policy.id.namespace, category: ruleCategories[Int(global)],
+                                          rank: ruleRanks[Int(global)], global: global)
+                records.append((global, offset))
+            }
+        }
+        let programEnd = UInt32(program.words.count)
         let (allowStart, allowEnd) = pool.list(enforcedAllow(sorted))
         var index: Int32 = -1
-        if bucketRules.count > options.indexThreshold {
-            indices.append(makeIndex(bucketRules))
+        if records.count > options.indexThreshold {
+            indices.append(makeIndex(records))
             index = Int32(indices.count - 1)
         }
-        buckets.append(BucketHot(rulesStart: rulesStart, rulesEnd: rulesEnd, allowStart: allowStart, allowEnd: allowEnd, index: index))
+        buckets.append(BucketHot(programStart: programStart, programEnd: programEnd, allowStart: allowStart, allowEnd: allowEnd,
+                                 index: index))
         return Int32(buckets.count - 1)
     }
 
@@ -353,9 +391,10 @@ struct Compiler {
         }
     }
 
-    private mutating func makeIndex(_ bucketRules: [UInt32]) -> IndexHot {
-        let ruleOptions = bucketRules.map { global -> [Option] in
-            let (policy, index) = ruleOwners[Int(global)]
+    /// Candidate lists hold record offsets.
+    private mutating func makeIndex(_ records: [(global: UInt32, offset: UInt32)]) -> IndexHot {
+        let ruleOptions = records.map { record -> [Option] in
+            let (policy, index) = ruleOwners[Int(record.global)]
             return options(set.authorizationPolicies[policy].rules[index])
         }
         // How many rules share each key: the expected number of candidates it brings.
@@ -365,7 +404,7 @@ struct Compiler {
                 for key in option.keys { frequency[option.dimension, default: [:]][key, default: 0] += 1 }
             }
         }
-        let everything = bucketRules.count
+        let everything = records.count
         func cost(_ option: Option) -> Int {
             option.keys.reduce(0) { total, key in
                 switch key {
@@ -379,7 +418,8 @@ struct Compiler {
         var always: [UInt32] = []
         var strings: [Dimension: StringIndexBuilder] = [:]
         var ports: [Int: [UInt32]] = [:]
-        for (position, global) in bucketRules.enumerated() {
+        for (position, record) in records.enumerated() {
+            let global = record.offset
             var best: Option? = nil
             var bestCost = Int.max
             for option in ruleOptions[position] {
