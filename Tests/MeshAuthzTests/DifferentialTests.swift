@@ -139,12 +139,14 @@ struct PolicyGenerator {
         "cluster.local/ns/a/sa/b/extra", "cluster.local/ns/default/x/sa/frontend", "cluster.local", "cluster.local/ns//sa/x",
         "/ns/default/sa/frontend", "td/ns/prod/sa/api/", "cluster.local/ns/ns/sa/sa", "cluster.local/ns/default//sa/frontend",
         "cluster.local/ns/prod/x/y/sa/api//",
+        // Canonically equivalent to ASCII or composed forms: Envoy compares bytes, so these differ.
+        "cluster.local/ns/default/sa/fronte\u{0301}nd", "cluster.local/ns/default/sa/frontend\u{212A}",
     ]
     static let principalPatterns = [
         "cluster.local/ns/default/sa/frontend", "cluster.local/ns/prod/sa/api", "cluster.local/ns/default/*",
         "cluster.local/ns/prod*", "*/sa/api", "*api", "*", "spiffe://cluster.local/ns/edge/sa/gateway", "*front",
         "cluster.local/ns/default/sa/front*", "other.td/ns/default/sa/frontend", "cluster.local/ns/edge/sa/gateway", "c*",
-        "*fe://cluster.local", "*/",
+        "*fe://cluster.local", "*/", "cluster.local/ns/default/sa/front\u{00E9}nd", "*K",
     ]
     static let namespacePatterns = ["default", "prod", "prod*", "*eu", "*", "de*lt", "a", "ns", "edge"]
     static let serviceAccountPatterns = ["frontend", "default/frontend", "prod/api", "api", "b", "sa", "ns/sa", "edge/gateway"]
@@ -155,21 +157,22 @@ struct PolicyGenerator {
     ]
     static let cidrs = ["10.0.0.0/8", "10.0.0.5", "10.0.1.0/24", "192.168.0.0/16", "::1", "2001:db8::/32", "0.0.0.0/0", "::/0", "10.0.0.5/32"]
     static let ips = ["10.0.0.5", "10.0.1.7", "192.168.1.1", "::1", "2001:db8::5", "::ffff:10.0.0.5", "172.16.0.1"]
-    static let hostPatterns = ["api.example.com", "API.Example.com", "*.example.com", "api.*", "*", "api.example.com:*", "*:8080", "*.COM"]
-    static let hosts = ["api.example.com", "Api.Example.Com:8080", "web.example.com", "other.com", "", "API.EXAMPLE.COM", "api.example.com:8080"]
+    static let hostPatterns = ["api.example.com", "API.Example.com", "*.example.com", "api.*", "*", "api.example.com:*", "*:8080", "*.COM", "\u{212A}.example.com", "k.*"]
+    static let hosts = ["api.example.com", "Api.Example.Com:8080", "web.example.com", "other.com", "", "API.EXAMPLE.COM", "api.example.com:8080", "\u{212A}.example.com", "K.example.com"]
     static let ports = [80, 443, 8080, 9090]
     static let methodPatterns = ["GET", "POST", "G*", "*T", "*", "get", "DELETE", "P*"]
     static let methods = ["GET", "POST", "PUT", "get", "", "DELETE", "PATCH"]
     static let pathPatterns = [
         "/api", "/api/*", "/api*", "*.json", "*", "/users/{*}/profile", "/static/{**}", "/{**}/edit", "/a/{*}",
         "/api/v1/*", "/api/v1/users", "*/admin", "/", "/{*}", "/{*}/{*}", "/static/{*}",
-        "/users/*", "/api/v1/users/{*}",
+        "/users/*", "/api/v1/users/{*}", "/caf\u{00E9}", "/caf\u{00E9}/*",
     ]
     static let paths = [
         "/api", "/api/", "/api/v1/users", "/api/v1/users?x=1", "/users/42/profile", "/users/4=2/profile",
         "/users/a/b/profile", "/static/", "/static", "/static/css/site.css", "/x.json#frag", "/a/b", "/a/b/c",
         "/api?q=/static/", "/apiary", "/docs/edit", "/admin", "/x/admin", "", "?", "/a/[x]", "/api/v1/users/7",
-        "/users/42/profile#top", "/a/b?c/d", "/x.json",
+        "/users/42/profile#top", "/a/b?c/d", "/x.json", "/caf\u{00E9}", "/cafe\u{0301}", "/cafe\u{0301}/x",
+        "/caf\u{00E9}?\u{0301}x", "/api?\u{0301}",
     ]
     static let headerValues = ["acme", "ac*", "*me", "*", "acme-corp", "corp"]
     static let claimPaths: [[String]] = [["groups"], ["nested", "role"], ["scope"], ["iss"], ["sub"], ["num"], ["permission"], ["nested"]]

@@ -24,7 +24,7 @@ public struct PeerAuthenticationResolver: Sendable {
         let workloadLevel = workload.namespace.flatMap { ns in
             policies.first { peer in
                 peer.id.namespace == ns && !peer.isNamespaceWide
-                    && peer.selector!.allSatisfy { workload.labels[$0.key] == $0.value }
+                    && peer.selector!.allSatisfy { workload.labels[$0.key]?.bytesEqual($0.value) ?? false }
             }
         }
         var resolution = Resolution(mode: .permissive, decidedBy: nil)

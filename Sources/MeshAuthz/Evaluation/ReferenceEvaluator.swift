@@ -10,9 +10,8 @@ public struct ReferenceEvaluator: Sendable {
         let mode = PeerAuthenticationResolver(policySet).mode(for: request.destination)
         // Step 1: a STRICT workload refuses plaintext before any authorization runs.
         if mode.mode == .strict && !request.source.isMTLS {
-            let by = mode.decidedBy.map { " (PeerAuthentication \($0))" } ?? ""
             return Decision(allowed: false, stage: .peerAuthentication,
-                            reason: "mTLS mode is STRICT\(by) and the connection is plaintext", mtlsMode: mode.mode)
+                            reason: DecisionReasons.strictPlaintext(decidedBy: mode.decidedBy), mtlsMode: mode.mode)
         }
         // Step 2: the applicable policies, dry-run ones kept apart.
         let applicable = policySet.authorizationPolicies.filter { applies($0, to: request.destination) }
@@ -32,22 +31,21 @@ public struct ReferenceEvaluator: Sendable {
         let custom = enforced.filter { $0.action == .custom }
         if let rule = firstMatchingRule(custom, request) {
             let provider = custom.first { $0.id == rule.policy }?.provider ?? "?"
-            return decide(false, .custom, "CUSTOM rule \(rule) matched; its provider \"\(provider)\" cannot be consulted by meshauthz, so the request is denied (fail closed)", rule)
+            return decide(false, .custom, DecisionReasons.custom(rule: rule, provider: provider), rule)
         }
         // Step 4: DENY.
         if let rule = firstMatchingRule(enforced.filter { $0.action == .deny }, request) {
-            return decide(false, .denyPolicy, "denied by DENY rule \(rule)", rule)
+            return decide(false, .denyPolicy, DecisionReasons.deny(rule: rule), rule)
         }
         // Step 5: ALLOW, with default deny only once an ALLOW policy applies.
         let allow = enforced.filter { $0.action == .allow }
         if allow.isEmpty {
-            return decide(true, .noAllowPolicy, "no ALLOW policy applies to the workload, so nothing is required")
+            return decide(true, .noAllowPolicy, DecisionReasons.noAllowPolicy)
         }
         if let rule = firstMatchingRule(allow, request) {
-            return decide(true, .allowPolicy, "allowed by ALLOW rule \(rule)", rule)
+            return decide(true, .allowPolicy, DecisionReasons.allow(rule: rule), rule)
         }
-        let names = allow.map(\.id.description).joined(separator: ", ")
-        return decide(false, .defaultDeny, "no rule of the ALLOW policies that apply (\(names)) matched")
+        return decide(false, .defaultDeny, DecisionReasons.defaultDeny(allowPolicies: allow.map(\.id)))
     }
 
     private struct Reports {
@@ -58,17 +56,17 @@ public struct ReferenceEvaluator: Sendable {
     // MARK: Which policies apply (§2)
 
     public func applies(_ policy: AuthorizationPolicy, to workload: CheckRequest.Workload) -> Bool {
-        let inWorkloadNamespace = workload.namespace == policy.id.namespace
+        let inWorkloadNamespace = workload.namespace?.bytesEqual(policy.id.namespace) ?? false
         guard inWorkloadNamespace || policy.id.namespace == policySet.options.rootNamespace else { return false }
         if !policy.targetRefs.isEmpty {
             // Only Gateway-API gateways honour targetRefs, and only from their own namespace.
             guard inWorkloadNamespace, let gateway = workload.labels[gatewayNameLabel] else { return false }
             return policy.targetRefs.contains {
-                $0.group == "gateway.networking.k8s.io" && $0.kind == "Gateway" && $0.name == gateway
+                $0.group == "gateway.networking.k8s.io" && $0.kind == "Gateway" && $0.name.bytesEqual(gateway)
             }
         }
         guard let selector = policy.selector else { return true }
-        return selector.allSatisfy { workload.labels[$0.key] == $0.value }
+        return selector.allSatisfy { workload.labels[$0.key]?.bytesEqual($0.value) ?? false }
     }
 
     // MARK: Matching a policy (§4)
@@ -186,9 +184,8 @@ struct JWTIdentity {
         var subject: String?
         if let principal = request.source.requestPrincipal {
             // `iss/sub`, split at the last `/` since issuers are often URLs.
-            if let slash = principal.lastIndex(of: "/") {
-                issuer = String(principal[..<slash])
-                subject = String(principal[principal.index(after: slash)...])
+            if let split = principal.bytesSplitAtLast(UInt8(ascii: "/")) {
+                (issuer, subject) = (split.before, split.after)
             } else {
                 issuer = principal
             }
@@ -215,7 +212,7 @@ struct JWTIdentity {
             value = next
         }
         if path.count == 1, path[0] == "scope" || path[0] == "permission", case .string(let text) = value {
-            return .array(text.split(separator: " ").map { .string(String($0)) })
+            return .array(text.bytesSplit(UInt8(ascii: " ")).filter { !$0.isEmpty }.map(JSONValue.string))
         }
         return value
     }

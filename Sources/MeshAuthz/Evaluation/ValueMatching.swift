@@ -7,13 +7,13 @@ enum ValueMatching {
     static func istioString(_ pattern: String, _ value: String?, prefix: String = "") -> Bool {
         guard let value else { return false }
         if pattern == "*" { return !value.isEmpty }
-        if pattern.hasPrefix("*") {
-            let suffix = String(pattern.dropFirst())
-            guard value.hasPrefix(prefix) else { return false }
-            return value.utf8.count >= prefix.utf8.count + suffix.utf8.count && value.hasSuffix(suffix)
+        if pattern.bytesHavePrefix("*") {
+            let suffix = pattern.dropFirst()
+            guard value.bytesHavePrefix(prefix) else { return false }
+            return value.utf8.count >= prefix.utf8.count + suffix.utf8.count && value.bytesHaveSuffix(suffix)
         }
-        if pattern.hasSuffix("*") { return value.hasPrefix(prefix + pattern.dropLast()) }
-        return value == prefix + pattern
+        if pattern.bytesHaveSuffix("*") { return value.bytesHavePrefix(prefix + pattern.dropLast()) }
+        return value.bytesEqual(prefix + pattern)
     }
 
     /// istiod's `HeaderMatcher` (methods, headers): as above, but `*` only asks that the header exists.
@@ -23,11 +23,11 @@ enum ValueMatching {
         return istioString(pattern, value)
     }
 
-    /// istiod's `HostMatcher`: the header form, case-insensitive.
+    /// istiod's `HostMatcher`: the header form with Envoy's `ignore_case`, which folds ASCII only.
     static func host(_ pattern: String, _ value: String?) -> Bool {
         guard let value else { return false }
         if pattern == "*" { return true }
-        return istioString(pattern.lowercased(), value.lowercased())
+        return istioString(pattern.asciiLowercased, value.asciiLowercased)
     }
 
     /// `paths`: templates or the string forms, on the path without `?query` / `#fragment`.
@@ -35,11 +35,12 @@ enum ValueMatching {
         guard let rawPath else { return false }
         let path = pathWithoutQuery(rawPath)
         if PathTemplate.isTemplate(pattern) { return PathTemplate(pattern).matches(path.utf8) }
-        return istioString(pattern, String(path))
+        return istioString(pattern, path)
     }
 
-    static func pathWithoutQuery(_ path: String) -> Substring {
-        path.prefix { $0 != "?" && $0 != "#" }
+    /// Cut at the first `?` or `#` byte (a `?` followed by a combining mark is still a `?` to Envoy).
+    static func pathWithoutQuery(_ path: String) -> String {
+        String(decoding: path.utf8.prefix { $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }, as: UTF8.self)
     }
 
     /// `namespaces`: the regex `.*/ns/<v>/.*` on the principal, each `*` of the value becoming `.*`.
@@ -50,13 +51,14 @@ enum ValueMatching {
 
     /// `serviceAccounts`: `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`, a bare name meaning the policy's namespace.
     static func serviceAccount(_ pattern: String, _ principal: String?, policyNamespace: String) -> Bool {
-        guard let principal, principal.hasPrefix("spiffe://") else { return false }
-        let parts = pattern.split(separator: "/", maxSplits: 1)
-        let (ns, sa) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : (policyNamespace, pattern)
+        guard let principal, principal.bytesHavePrefix("spiffe://") else { return false }
+        let parts = pattern.bytesSplit(UInt8(ascii: "/"))
+        let (ns, sa) = parts.count >= 2
+            ? (parts[0], parts.dropFirst().joined(separator: "/")) : (policyNamespace, pattern)
         // Path segments after the trust domain: ns/<ns>, then anything, then sa/<sa>, then anything.
-        let segments = principal.dropFirst("spiffe://".count).split(separator: "/", omittingEmptySubsequences: false)
+        let segments = principal.dropFirst("spiffe://".count).bytesSplit(UInt8(ascii: "/"))
         guard segments.count >= 5 else { return false }
-        for nsIndex in 1..<segments.count - 1 where segments[nsIndex] == "ns" && segments[nsIndex + 1] == ns {
+        for nsIndex in 1..<segments.count - 1 where segments[nsIndex] == "ns" && segments[nsIndex + 1].bytesEqual(ns) {
             // `.+` before `/ns/`: the trust domain (and anything after it) must not be empty.
             guard !segments[..<nsIndex].joined(separator: "/").isEmpty else { continue }
             var saIndex = nsIndex + 2
@@ -64,7 +66,7 @@ enum ValueMatching {
                 let before = segments[(nsIndex + 2)..<saIndex]
                 // `(.+/|)`: nothing, or one or more non-empty characters then a slash.
                 let gapOK = before.isEmpty || !before.joined(separator: "/").isEmpty
-                if gapOK && segments[saIndex] == "sa" && segments[saIndex + 1] == sa {
+                if gapOK && segments[saIndex] == "sa" && segments[saIndex + 1].bytesEqual(sa) {
                     let after = segments[(saIndex + 2)...]
                     if after.isEmpty || !after.joined(separator: "/").isEmpty { return true }
                 }
@@ -78,39 +80,39 @@ enum ValueMatching {
     static func trustDomain(_ pattern: String, _ principal: String?) -> Bool {
         guard let principal else { return false }
         if pattern == "*" { return !principal.isEmpty }
-        guard principal.hasPrefix("spiffe://") else { return false }
+        guard principal.bytesHavePrefix("spiffe://") else { return false }
         let rest = principal.dropFirst("spiffe://".count)
-        guard let slash = rest.firstIndex(of: "/") else { return false }
-        let domain = String(rest[..<slash])
-        if pattern.hasPrefix("*") { return domain.hasSuffix(pattern.dropFirst()) }
-        if pattern.hasSuffix("*") { return domain.hasPrefix(pattern.dropLast()) }
-        return domain == pattern
+        guard rest.utf8.contains(UInt8(ascii: "/")) else { return false }
+        let domain = rest.bytesBefore(UInt8(ascii: "/"))
+        if pattern.bytesHavePrefix("*") { return domain.bytesHaveSuffix(pattern.dropFirst()) }
+        if pattern.bytesHaveSuffix("*") { return domain.bytesHavePrefix(pattern.dropLast()) }
+        return domain.bytesEqual(pattern)
     }
 
     /// `requestPrincipals`: the value split at its last `/` into issuer and subject matchers
     /// (istiod's `requestPrincipalGenerator`, reproduced branch for branch).
     static func requestPrincipal(_ pattern: String, issuer: String?, subject: String?) -> Bool {
         guard let issuer, let subject else { return false }
-        let slash = pattern.lastIndex(of: "/")
-        let iss = slash.map { String(pattern[..<$0]) } ?? pattern
-        let sub = slash.map { String(pattern[pattern.index(after: $0)...]) } ?? ""
+        let split = pattern.bytesSplitAtLast(UInt8(ascii: "/"))
+        let iss = split?.before ?? pattern
+        let sub = split?.after ?? ""
         let any: (String) -> Bool = { !$0.isEmpty }
         if pattern == "*" { return any(issuer) && any(subject) }
-        if pattern.hasPrefix("*") {
-            if slash != nil {
-                let issuerOK = iss == "*" ? any(issuer) : issuer.hasSuffix(iss.dropFirst())
-                return issuerOK && subject == sub
+        if pattern.bytesHavePrefix("*") {
+            if split != nil {
+                let issuerOK = iss == "*" ? any(issuer) : issuer.bytesHaveSuffix(iss.dropFirst())
+                return issuerOK && subject.bytesEqual(sub)
             }
-            return any(issuer) && subject.hasSuffix(pattern.dropFirst())
+            return any(issuer) && subject.bytesHaveSuffix(pattern.dropFirst())
         }
-        if pattern.hasSuffix("*") {
-            if slash != nil {
-                let subjectOK = sub == "*" ? any(subject) : subject.hasPrefix(sub.dropLast())
-                return issuer == iss && subjectOK
+        if pattern.bytesHaveSuffix("*") {
+            if split != nil {
+                let subjectOK = sub == "*" ? any(subject) : subject.bytesHavePrefix(sub.dropLast())
+                return issuer.bytesEqual(iss) && subjectOK
             }
-            return issuer.hasPrefix(pattern.dropLast()) && any(subject)
+            return issuer.bytesHavePrefix(pattern.dropLast()) && any(subject)
         }
-        return issuer == iss && subject == sub
+        return issuer.bytesEqual(iss) && subject.bytesEqual(sub)
     }
 
     /// A JWT claim as Envoy's metadata matcher sees it: a string, or a list whose elements are tried.
