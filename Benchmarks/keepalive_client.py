@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sends N requests over one keep-alive HTTP/1.1 connection (for the callgrind runs of Benchmarks/run.sh).
 
-Requests come from a tab-separated file written by `MeshAuthzBench --write-requests` (method, target, then
+With --warmup W, W requests go first (the same in a run of none), so that the difference between two runs
+measures requests the server has seen before (its answer caches warm). Requests come from a tab-separated file written by `MeshAuthzBench --write-requests` (method, target, then
 header name/value pairs), used in turn. Exits non-zero if a response is neither 200 nor 403 or the
 connection is not kept alive.
 """
@@ -15,6 +16,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--file", required=True)
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="requests sent before the counted ones (a run of none then sends only these)")
     args = parser.parse_args()
     entries = []
     with open(args.file, encoding="utf-8") as f:
@@ -25,7 +28,7 @@ def main() -> int:
                 entries.append((fields[0], fields[1], headers))
     connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=600)
     codes = {}
-    for i in range(args.requests):
+    for i in range(args.warmup + args.requests):
         method, target, headers = entries[i % len(entries)]
         connection.request(method, target, headers=headers)
         response = connection.getresponse()

@@ -231,4 +231,47 @@ mhz_logger_trampoline_address(void)
   return (intptr_t)&mhz_logger_trampoline;
 }
 
+/*
+ * The peer's address as 16 bytes in network order, IPv4 written as ::ffff:a.b.c.d (the form the
+ * policy core compares). Returns 4 or 6 (the family as seen, IPv4-mapped IPv6 counting as 4), 0 when
+ * there is no IP address.
+ */
+static inline int
+mhz_address_bytes(const struct sockaddr *sa, uint8_t out[16])
+{
+  if (NULL == sa)
+    return 0;
+  if (AF_INET == sa->sa_family) {
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, &in4->sin_addr, 4);
+    return 4;
+  }
+  if (AF_INET6 == sa->sa_family) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    memcpy(out, &in6->sin6_addr, 16);
+    return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) ? 4 : 6;
+  }
+  return 0;
+}
+
+/* Pointer-sized atomics for the response cache (slots filled once, read by every server thread). */
+static inline void *
+mhz_atomic_load(void *const *slot)
+{
+  return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+}
+
+/* Stores `desired` if the slot is still NULL; returns what the slot holds afterwards. */
+static inline void *
+mhz_atomic_fill(void **slot, void *desired)
+{
+  void *expected = NULL;
+  if (__atomic_compare_exchange_n(slot, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return desired;
+  return expected;
+}
+
 #endif /* MESHAUTHZ_CMICROHTTPD_SHIM_H */

@@ -1,4 +1,11 @@
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import MeshAuthz
 import MicroHTTPD
 
@@ -27,6 +34,9 @@ public final class API: Sendable {
     public let trust: ForwardedTrust
     let logger: Logger
     let logDecisions: Bool
+    /// `defaults` as the bytes the gateway path reads.
+    private let defaultNamespaceBytes: ConstantBytes?
+    private let defaultWorkloadBytes: ConstantBytes
 
     public init(store: PolicyStore, metrics: Metrics, defaults: ExtAuthzDefaults = ExtAuthzDefaults(),
                 trust: ForwardedTrust = ForwardedTrust(), logger: Logger, logDecisions: Bool = false) {
@@ -36,7 +46,14 @@ public final class API: Sendable {
         self.trust = trust
         self.logger = logger
         self.logDecisions = logDecisions
+        defaultNamespaceBytes = defaults.namespace.map(ConstantBytes.init)
+        // Sorted so that the text (and a decision's explanation) does not depend on dictionary order.
+        defaultWorkloadBytes = ConstantBytes(defaults.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            .joined(separator: ","))
     }
+
+    var defaultNamespace: UnsafeBufferPointer<UInt8>? { defaultNamespaceBytes?.bytes }
+    var defaultWorkload: UnsafeBufferPointer<UInt8> { defaultWorkloadBytes.bytes }
 
     /// The server's handler.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
@@ -61,18 +78,13 @@ public final class API: Sendable {
     }
 
     func route(_ request: HTTPRequest) -> (Metrics.Endpoint, HTTPResponse) {
-        let path = request.rawPath
-        if path.utf8.starts(with: "/ext_authz".utf8) {
-            let rest = path.dropFirst("/ext_authz".count)
-            if rest.isEmpty {
-                return (.extAuthz, extAuthz(request, forwardedPath: nil))
-            }
-            if rest.first == "/" {
-                // `/ext_authz/<rest>` is the original `/<rest>`, query included.
-                let target = request.rawTarget.dropFirst("/ext_authz".count)
-                return (.extAuthz, extAuthz(request, forwardedPath: target))
-            }
+        // The gateway entry point first, read off the raw target's bytes (this runs on every decision).
+        switch Self.extAuthzTarget(request.rawTarget) {
+        case .bare: return (.extAuthz, extAuthz(request, forwardedPathAt: nil))
+        case .forwarded(let offset): return (.extAuthz, extAuthz(request, forwardedPathAt: offset))
+        case .other: break
         }
+        let path = request.rawPath
         switch path {
         case "/v1/check":
             return (.check, check(request))
@@ -89,6 +101,29 @@ public final class API: Sendable {
             return (.policies, onlyGET(request) ?? policies())
         default:
             return (.notFound, Self.error(404, code: "not_found", "no such endpoint: \(path)"))
+        }
+    }
+
+    enum ExtAuthzTarget {
+        /// `/ext_authz` or `/ext_authz?...`: the original request is in headers.
+        case bare
+        /// `/ext_authz/<rest>`: the original target is `/<rest>`, query included, from this byte offset.
+        case forwarded(Int)
+        case other
+    }
+
+    static func extAuthzTarget(_ rawTarget: String) -> ExtAuthzTarget {
+        let prefix: StaticString = "/ext_authz"
+        let length = prefix.utf8CodeUnitCount
+        var target = rawTarget
+        let next: UInt8? = target.withUTF8 { bytes in
+            guard bytes.count >= length, memcmp(bytes.baseAddress!, prefix.utf8Start, length) == 0 else { return 0 }
+            return bytes.count == length ? nil : bytes[length]
+        }
+        switch next {
+        case nil, UInt8(ascii: "?"): return .bare
+        case UInt8(ascii: "/"): return .forwarded(length)
+        default: return .other
         }
     }
 
@@ -238,4 +273,18 @@ public final class API: Sendable {
     static func error(_ status: Int, code: String, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse.json(bytes: RequestError(code: code, message: message).jsonBytes, status: status, headers: headers)
     }
+}
+
+/// Bytes that live as long as their owner and never change.
+final class ConstantBytes: @unchecked Sendable {
+    // Written once in `init`; read-only afterwards.
+    let bytes: UnsafeBufferPointer<UInt8>
+
+    init(_ text: String) {
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(text.utf8.count, 1))
+        _ = copy.initialize(from: text.utf8)
+        bytes = UnsafeBufferPointer(start: copy.baseAddress, count: text.utf8.count)
+    }
+
+    deinit { bytes.deallocate() }
 }

@@ -4,9 +4,23 @@ import MeshAuthz
 /// compiled matcher. The server only knows this protocol, so either can serve.
 public protocol DecisionEngine: Sendable {
     func evaluate(_ request: CheckRequest) -> Decision
+
+    /// A gateway request. `outcome` numbers answers without reports (`0 ..< outcomeCount`; equal numbers,
+    /// equal decisions), so the HTTP layer can build each answer once; -1 when not numbered.
+    func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int)
+
+    var outcomeCount: Int { get }
 }
 
-extension ReferenceEvaluator: DecisionEngine {}
+extension ReferenceEvaluator: DecisionEngine {
+    /// The oracle reads strings: the gateway request is turned into a `CheckRequest` first.
+    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int) {
+        (evaluate(request.checkRequest), -1)
+    }
+
+    public var outcomeCount: Int { 0 }
+}
+
 extension CompiledPolicySet: DecisionEngine {}
 
 /// Which engine a loaded policy set is turned into (`serve --engine`).

@@ -25,80 +25,108 @@ import MicroHTTPD
 ///
 /// No Foundation, no JSON parsing, no regular expressions on this path.
 extension API {
-    func extAuthz(_ request: HTTPRequest, forwardedPath: Substring?) -> HTTPResponse {
-        var h = GatewayHeaders()
-        request.forEachHeader { name, value in h.add(name, value) }
+    /// `forwardedPathAt`: where the original target starts in the raw target (`/ext_authz/<rest>`); nil for
+    /// bare `/ext_authz`.
+    func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?) -> HTTPResponse {
+        request.withHeaderFields { fields in
+            withUnsafeTemporaryAllocation(of: HeaderField.self, capacity: max(fields.count, 1)) { kept in
+                var h = GatewayHeaders()
+                var count = 0
+                for field in fields where h.read(field) {
+                    (kept.baseAddress! + count).initialize(to: HeaderField(name: field.name, value: field.value))
+                    count += 1
+                }
+                return extAuthz(request, forwardedPathAt: forwardedPathAt, h, UnsafeBufferPointer(rebasing: kept[..<count]))
+            }
+        }
+    }
 
-        let method: String
-        let target: Substring
-        let host: String?
-        if let forwardedPath {
-            method = request.method
-            target = forwardedPath
-            host = h.host
+    private func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?, _ h: GatewayHeaders,
+                          _ headers: UnsafeBufferPointer<HeaderField>) -> HTTPResponse {
+        // The original request: method, target and host by the caller's convention.
+        var target: Bytes
+        var method: Bytes?
+        var host = h.host
+        if forwardedPathAt != nil {
+            target = Bytes(start: nil, count: 0)  // set below, from the raw target
         } else if let uri = h.originalURI {
-            method = h.originalMethod ?? request.method
-            target = uri[...]
-            host = h.host
+            target = uri
+            method = h.originalMethod
         } else if let uri = h.forwardedURI {
-            method = h.forwardedMethod ?? request.method
-            target = uri[...]
+            target = uri
+            method = h.forwardedMethod
             host = h.forwardedHost ?? h.host
         } else {
             return Self.gatewayError(
                 "no original request: call /ext_authz/<path>, or send X-Original-URI or X-Forwarded-Uri",
                 field: "X-Original-URI")
         }
-        guard let normalized = PathNormalization.base(target) else {
-            return Self.gatewayError("the request target is not a valid origin-form path (Envoy would refuse it)",
-                                     field: "path")
+        var ownMethod = request.method
+        var rawTarget = request.rawTarget
+        return rawTarget.withUTF8 { own in
+            if let start = forwardedPathAt { target = Bytes(rebasing: own[start...]) }
+            return ownMethod.withUTF8 { requestMethod in
+                PathNormalization.withBase(target) { normalized in
+                    guard let normalized else {
+                        return Self.gatewayError("the request target is not a valid origin-form path (Envoy would refuse it)",
+                                                 field: "path")
+                    }
+                    return judge(request, h, GatewayRequest(
+                        method: method ?? requestMethod, target: normalized, host: host, principal: nil, isMTLS: false,
+                        sourceIP: nil, namespace: h.namespace ?? defaultNamespace, workload: h.workload ?? defaultWorkload,
+                        port: nil, headers: headers))
+                }
+            }
         }
+    }
 
-        var check = CheckRequest()
-        check.request.method = method
-        check.request.path = normalized.pathWithQuery
-        check.request.host = host
-        check.request.headers = h.headers
-
-        // The caller: believed from a trusted forwarder only (see `ForwardedTrust`).
-        let peerText = request.peerAddress
-        let peerIP = peerText.flatMap { IPAddress($0) }
+    /// The caller (believed from a trusted forwarder only, see `ForwardedTrust`) and the destination, then
+    /// the decision and its answer.
+    private func judge(_ request: HTTPRequest, _ h: GatewayHeaders, _ question: GatewayRequest) -> HTTPResponse {
+        var question = question
+        let peerIP = request.peerIP.map { IPAddress(high: $0.high, low: $0.low, isV4: $0.isV4) }
         let trusted = (h.xfcc != nil || h.sourceIP != nil)
             && trust.believes(peerIP: peerIP, peerIdentities: { request.peerCertificateURISANs })
-        if trusted, let xfcc = h.xfcc, let principal = ForwardedClientCert.principal(fromHeader: xfcc) {
-            check.source.principal = CheckRequest.Peer.withSPIFFEScheme(principal)
-            check.source.mtls = true
-        } else {
-            check.source.mtls = false
-        }
+        question.sourceIP = peerIP
         if trusted, let text = h.sourceIP {
-            guard let ip = IPAddress(text) else {
+            guard let ip = IPAddress(String(decoding: text, as: UTF8.self)) else {
                 return Self.gatewayError("x-authz-source-ip is not an IP address", field: "x-authz-source-ip")
             }
-            check.source.ip = ip
-        } else {
-            check.source.ip = peerIP
+            question.sourceIP = ip
         }
-
-        check.destination.namespace = h.namespace ?? defaults.namespace
-        if let workload = h.workload {
-            guard let labels = parseWorkloadLabels(workload) else {
-                return Self.gatewayError("x-authz-workload must be k=v pairs separated by commas", field: "x-authz-workload")
-            }
-            check.destination.labels = labels
-        } else {
-            check.destination.labels = defaults.labels
+        if h.workload != nil && !WorkloadLabels.isValid(question.workload) {
+            return Self.gatewayError("x-authz-workload must be k=v pairs separated by commas", field: "x-authz-workload")
         }
         if let text = h.port {
-            guard let port = Int(text), (0...65535).contains(port) else {
+            guard let port = parsePort(text) else {
                 return Self.gatewayError("x-authz-port must be a port number (0-65535)", field: "x-authz-port")
             }
-            check.destination.port = port
+            question.port = port
         }
+        guard trusted, let xfcc = h.xfcc else { return answer(question) }
+        return ForwardedClientCert.withPrincipal(fromHeader: xfcc) { principal in
+            question.principal = principal
+            question.isMTLS = principal != nil
+            return answer(question)
+        }
+    }
 
-        let decision = store.withCurrent { decide(check, $0) }
-        if logDecisions { logDecision(decision, check, via: "/ext_authz") }
-        return Self.gatewayAnswer(decision)
+    private func answer(_ question: GatewayRequest) -> HTTPResponse {
+        store.withCurrent { state in
+            guard let loaded = state.loaded else {
+                let decision = state.notReadyDecision
+                metrics.recordDecision(allowed: false, nanoseconds: 0)
+                if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+                return Self.gatewayAnswer(decision)
+            }
+            let started = monotonicNanoseconds()
+            let (decision, outcome) = loaded.engine.evaluate(question)
+            metrics.recordDecision(allowed: decision.allowed, nanoseconds: monotonicNanoseconds() &- started)
+            if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+            // Answers without reports depend on the decision alone: built once per outcome, then reused.
+            guard outcome >= 0 else { return Self.gatewayAnswer(decision) }
+            return loaded.answers.response(outcome) { Self.gatewayAnswer(decision) }
+        }
     }
 
     /// 200 or 403, with the decision's headers and the decision itself as a small JSON body.
@@ -127,70 +155,77 @@ extension API {
     }
 }
 
-/// The headers `/ext_authz` reads, gathered in one pass over the request's headers.
+typealias Bytes = UnsafeBufferPointer<UInt8>
+
+/// The headers `/ext_authz` reads itself, found in one pass over the request's headers (as bytes,
+/// borrowed from libmicrohttpd for the handler call). An empty value counts as absent.
 struct GatewayHeaders {
-    var headers: [String: String] = [:]
-    var host: String?
-    var xfcc: String?
-    var namespace: String?
-    var workload: String?
-    var port: String?
-    var sourceIP: String?
-    var originalMethod: String?
-    var originalURI: String?
-    var forwardedMethod: String?
-    var forwardedURI: String?
-    var forwardedHost: String?
+    var host: Bytes?
+    var xfcc: Bytes?
+    var namespace: Bytes?
+    var workload: Bytes?
+    var port: Bytes?
+    var sourceIP: Bytes?
+    var originalMethod: Bytes?
+    var originalURI: Bytes?
+    var forwardedMethod: Bytes?
+    var forwardedURI: Bytes?
+    var forwardedHost: Bytes?
 
-    init() { headers.reserveCapacity(16) }
-
-    mutating func add(_ rawName: String, _ value: String) {
-        let name = asciiLowercased(rawName)
-        let present: String? = value.isEmpty ? nil : value
-        switch name {
-        // The PDP's own inputs: not headers of the original request.
-        case "x-authz-namespace": namespace = present; return
-        case "x-authz-workload": workload = present; return
-        case "x-authz-port": port = present; return
-        case "x-authz-source-ip": sourceIP = present; return
-        case "host": host = present
-        case "x-forwarded-client-cert": xfcc = present
-        case "x-original-method": originalMethod = present
-        case "x-original-uri": originalURI = present
-        case "x-forwarded-method": forwardedMethod = present
-        case "x-forwarded-uri": forwardedURI = present
-        case "x-forwarded-host": forwardedHost = present
+    /// Notes `field` if it is one of ours; false for the PDP's own inputs (`x-authz-*`), which are not
+    /// headers of the original request.
+    @inline(__always)
+    mutating func read(_ field: HTTPHeaderField) -> Bool {
+        let name = field.name
+        let value: Bytes? = field.value.isEmpty ? nil : field.value
+        switch name.count {
+        case 4 where name.isLowercase("host"): host = value
+        case 12 where name.isLowercase("x-authz-port"): port = value; return false
+        case 14 where name.isLowercase("x-original-uri"): originalURI = value
+        case 15 where name.isLowercase("x-forwarded-uri"): forwardedURI = value
+        case 16 where name.isLowercase("x-authz-workload"): workload = value; return false
+        case 16 where name.isLowercase("x-forwarded-host"): forwardedHost = value
+        case 17 where name.isLowercase("x-authz-namespace"): namespace = value; return false
+        case 17 where name.isLowercase("x-authz-source-ip"): sourceIP = value; return false
+        case 17 where name.isLowercase("x-original-method"): originalMethod = value
+        case 18 where name.isLowercase("x-forwarded-method"): forwardedMethod = value
+        case 23 where name.isLowercase("x-forwarded-client-cert"): xfcc = value
         default: break
         }
-        if let previous = headers[name] {
-            headers[name] = previous + "," + value
-        } else {
-            headers[name] = value
-        }
+        return true
     }
 }
 
-/// ASCII lower-casing; the string itself when it has no upper-case letter (the usual case).
-@inline(__always)
-func asciiLowercased(_ s: String) -> String {
-    guard s.utf8.contains(where: { $0 &- 65 < 26 }) else { return s }
-    return String(decoding: s.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// ASCII case-insensitive equality with a lower-case name of the same length.
+    @inline(__always)
+    func isLowercase(_ lower: StaticString) -> Bool {
+        let expected = lower.utf8Start
+        for i in 0..<count where (self[i] &- 65 < 26 ? self[i] | 0x20 : self[i]) != expected[i] { return false }
+        return true
+    }
 }
 
-/// `app=api-service,version=v1` (spaces around items ignored; empty text means no labels); nil when an
-/// item has no `=` or an empty key.
+/// A decimal port, 0-65535.
+func parsePort(_ text: Bytes) -> Int? {
+    guard !text.isEmpty, text.count <= 5 else { return nil }
+    var value = 0
+    for byte in text {
+        guard byte >= 0x30 && byte <= 0x39 else { return nil }
+        value = value * 10 + Int(byte - 0x30)
+    }
+    return value <= 65535 ? value : nil
+}
+
+/// `app=api-service,version=v1` (see `WorkloadLabels`); nil when an item has no `=` or an empty key.
 public func parseWorkloadLabels(_ text: String) -> [String: String]? {
     var labels: [String: String] = [:]
-    for item in text.split(separator: ",", omittingEmptySubsequences: true) {
-        let trimmed = item.trimmingSpaces()
-        if trimmed.isEmpty { continue }
-        guard let eq = trimmed.firstIndex(of: "=") else { return nil }
-        let key = trimmed[..<eq].trimmingSpaces()
-        let value = trimmed[trimmed.index(after: eq)...].trimmingSpaces()
-        guard !key.isEmpty else { return nil }
-        labels[String(key)] = String(value)
+    let valid = Array(text.utf8).withUnsafeBufferPointer { bytes in
+        WorkloadLabels.forEach(bytes) { key, value in
+            labels[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+        }
     }
-    return labels
+    return valid ? labels : nil
 }
 
 extension Substring {
@@ -204,17 +239,23 @@ extension Substring {
 
 /// Printable ASCII only (others become `?`), at most 200 bytes: safe as a header value anywhere.
 func headerSafe(_ text: String, limit: Int = 200) -> String {
-    let count = text.utf8.count
-    let clean = !text.utf8.contains { $0 < 0x20 || $0 > 0x7E }
-    if clean && count <= limit { return text }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(min(count, limit))
-    for byte in text.utf8 {
-        if count > limit && bytes.count == limit - 3 {
-            bytes.append(contentsOf: [0x2E, 0x2E, 0x2E])
+    var copy = text
+    return copy.withUTF8 { bytes in
+        var clean = bytes.count <= limit
+        for byte in bytes where byte < 0x20 || byte > 0x7E {
+            clean = false
             break
         }
-        bytes.append(byte < 0x20 || byte > 0x7E ? 0x3F : byte)
+        if clean { return text }
+        var safe: [UInt8] = []
+        safe.reserveCapacity(min(bytes.count, limit))
+        for byte in bytes {
+            if bytes.count > limit && safe.count == limit - 3 {
+                safe.append(contentsOf: [0x2E, 0x2E, 0x2E])
+                break
+            }
+            safe.append(byte < 0x20 || byte > 0x7E ? 0x3F : byte)
+        }
+        return String(decoding: safe, as: UTF8.self)
     }
-    return String(decoding: bytes, as: UTF8.self)
 }

@@ -1,4 +1,5 @@
 import MeshAuthz
+import MicroHTTPD
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,6 +19,8 @@ public final class LoadedPolicySet: Sendable {
     public let loadedAt: WallTime
     /// How many policy files were read.
     public let fileCount: Int
+    /// The gateway answers of this set, one per `engine.outcomeCount`, built as they are first needed.
+    public let answers: ResponseCache
 
     public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int) {
         self.engine = engine
@@ -25,6 +28,7 @@ public final class LoadedPolicySet: Sendable {
         self.generation = generation
         self.loadedAt = loadedAt
         self.fileCount = fileCount
+        self.answers = ResponseCache(capacity: engine.outcomeCount)
     }
 }
 

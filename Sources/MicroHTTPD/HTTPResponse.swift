@@ -4,12 +4,24 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// A response already built in libmicrohttpd (`ResponseCache`): queued as is.
+    var prepared: ResponseCache.Prepared?
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
+
+    init(status: Int, prepared: ResponseCache.Prepared) {
+        self.status = status
+        self.headers = []
+        self.body = []
+        self.prepared = prepared
+    }
+
+    /// Whether this response comes from a `ResponseCache` (its headers and body then read empty).
+    public var isPrepared: Bool { prepared != nil }
 
     public init(status: Int, headers: [(String, String)] = [], body: String) {
         self.init(status: status, headers: headers, body: Array(body.utf8))

@@ -390,22 +390,11 @@ private func payloadTooLarge(_ context: ServerContext) -> HTTPResponse {
 
 /// Queues `response` on `connection`. libmicrohttpd copies the body (MHD_ResponseMemoryMode.RESPMEM_MUST_COPY).
 private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, closing: Bool) -> MHD_Result {
-    let created: OpaquePointer? = response.body.withUnsafeBytes { bytes in
-        if bytes.isEmpty {
-            return MHD_create_response_from_buffer(0, nil, MHD_ResponseMemoryMode.RESPMEM_PERSISTENT)
-        }
-        return MHD_create_response_from_buffer(
-            bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
+    if !closing, let prepared = response.prepared {
+        return MHD_queue_response(connection, clampedStatus(response.status), prepared.response)
     }
-    guard let mhdResponse = created else { return MHD_Result.NO }
-    for (name, value) in response.headers {
-        _ = MHD_add_response_header(mhdResponse, name, value)
-    }
-    if closing {
-        _ = MHD_add_response_header(mhdResponse, "Connection", "close")
-    }
-    let status = (100...599).contains(response.status) ? UInt32(response.status) : 500
-    let rc = MHD_queue_response(connection, status, mhdResponse)
+    guard let mhdResponse = createResponse(response, closing: closing) else { return MHD_Result.NO }
+    let rc = MHD_queue_response(connection, clampedStatus(response.status), mhdResponse)
     MHD_destroy_response(mhdResponse)
     return rc
 }

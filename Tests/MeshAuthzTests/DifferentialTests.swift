@@ -81,6 +81,45 @@ import MeshAuthz
         #expect(mismatches == 0)
     }
 
+    /// The gateway path: the compiled matcher reading a `GatewayRequest` in place (labels from `k=v` text,
+    /// headers as sent, repeated, in any case) against the oracle reading the same request as a
+    /// `CheckRequest`. Also: an outcome number always stands for one and the same decision.
+    @Test func gatewayRequestsAgreeWithReference() {
+        var rng = SplitMix64(seed: 0x6761_7465_7761_7973)
+        var generator = PolicyGenerator()
+        var compared = 0, mismatches = 0, numbered = 0
+        for setNumber in 0..<400 {
+            let set = generator.policySet(&rng, large: setNumber % 25 == 0)
+            let reference = ReferenceEvaluator(set)
+            let compiled = Self.modes.map { CompiledPolicySet(set, options: $0) }
+            var byOutcome: [Int: Decision] = [:]
+            for _ in 0..<30 {
+                let parts = GatewayParts(&rng, generator.request(&rng, for: set))
+                parts.withRequest { gateway in
+                    let expected = reference.evaluate(gateway.checkRequest)
+                    for matcher in compiled {
+                        let (actual, outcome) = matcher.evaluate(gateway)
+                        compared += 1
+                        if actual != expected {
+                            mismatches += 1
+                            if mismatches <= 3 {
+                                Issue.record("set #\(setNumber): \(parts)\nreference: \(expected)\ncompiled:  \(actual)")
+                            }
+                        }
+                        #expect(outcome < matcher.outcomeCount)
+                        if outcome >= 0, matcher === compiled[0] {
+                            numbered += 1
+                            if let earlier = byOutcome[outcome] { #expect(earlier == actual, "outcome \(outcome) stands for two decisions") }
+                            byOutcome[outcome] = actual
+                        }
+                    }
+                }
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(compared) gateway decisions differ")
+        #expect(numbered > compared / 4)
+    }
+
     static let fixtures = (try? FixtureCase.all()) ?? []
 
     @Test func fixturesArePresent() {
@@ -101,6 +140,56 @@ import MeshAuthz
                 #expect(actual.allowed == check.expectAllowed, "check \(index) (\(check.why)): \(actual.reason)")
             }
         }
+    }
+}
+
+/// A random request as a gateway would hand it over: the labels as `k=v` text (with spaces, empty items
+/// and repeated keys), header names in any case, a header sometimes sent twice.
+struct GatewayParts: CustomStringConvertible {
+    var method: [UInt8], target: [UInt8], host: [UInt8]?, principal: [UInt8]?, isMTLS: Bool
+    var sourceIP: IPAddress?, namespace: [UInt8]?, workload: [UInt8], port: Int?
+    var headers: [([UInt8], [UInt8])]
+
+    init(_ rng: inout SplitMix64, _ request: CheckRequest) {
+        method = Array((request.request.method ?? "GET").utf8)
+        target = Array((request.request.path ?? "/").utf8)
+        host = request.request.host.map { Array($0.utf8) }
+        principal = request.source.principal.map { Array(CheckRequest.Peer.withSPIFFEScheme($0).utf8) }
+        isMTLS = principal != nil && rng.chance(90)
+        sourceIP = request.source.ip
+        namespace = request.destination.namespace.map { Array($0.utf8) }
+        var items = request.destination.labels.map { "\($0.key)=\($0.value)" }
+        if rng.chance(20), let key = request.destination.labels.keys.first { items.insert("\(key)=stale", at: 0) }
+        if rng.chance(20) { items.append("") }
+        workload = Array(items.map { rng.chance(20) ? " \($0) " : $0 }.joined(separator: ",").utf8)
+        port = request.destination.port
+        headers = []
+        if rng.chance(60) { headers.append((Array(rng.pick(["x-tenant", "X-Tenant", "X-TENANT"]).utf8), Array(rng.pick(["acme", "acme-corp", "", "corp", "ac"]).utf8))) }
+        if rng.chance(15) { headers.append((Array("x-tenant".utf8), Array("corp".utf8))) }
+        if rng.chance(30) { headers.append((Array(rng.pick(["host", "Host"]).utf8), Array("hdr.example.com".utf8))) }
+        if rng.chance(30) { headers.append((Array("user-agent".utf8), Array("curl".utf8))) }
+    }
+
+    func withRequest<R>(_ body: (GatewayRequest) -> R) -> R {
+        let buffers = [method, target, host ?? [], principal ?? [], namespace ?? [], workload] + headers.flatMap { [$0.0, $0.1] }
+        let pointers = buffers.map { bytes -> UnsafeMutableBufferPointer<UInt8> in
+            let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+            _ = copy.initialize(from: bytes)
+            return copy
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        let views = zip(pointers, buffers).map { UnsafeBufferPointer(start: $0.baseAddress, count: $1.count) }
+        let fields = (0..<headers.count).map { HeaderField(name: views[6 + 2 * $0], value: views[7 + 2 * $0]) }
+        return fields.withUnsafeBufferPointer { fields in
+            body(GatewayRequest(method: views[0], target: views[1], host: host == nil ? nil : views[2],
+                                principal: principal == nil ? nil : views[3], isMTLS: isMTLS, sourceIP: sourceIP,
+                                namespace: namespace == nil ? nil : views[4], workload: views[5], port: port, headers: fields))
+        }
+    }
+
+    var description: String {
+        func t(_ b: [UInt8]?) -> String { b.map { String(decoding: $0, as: UTF8.self) } ?? "nil" }
+        return "method=\(t(method)) target=\(t(target)) host=\(t(host)) principal=\(t(principal)) mtls=\(isMTLS) ip=\(sourceIP.map(\.description) ?? "nil") ns=\(t(namespace)) workload=\(t(workload)) port=\(port.map(String.init) ?? "nil") headers=\(headers.map { "\(t($0.0)): \(t($0.1))" })"
     }
 }
 

@@ -139,9 +139,44 @@ public final class CompiledPolicySet: Sendable {
         // layers below return a plain `Outcome`; the Decision is built once, here.
         let outcome = withUnsafePointer(to: request) { request in
             RequestView.with(request, scratch: 3 + request.pointee.destination.labels.count * 2 * max(1, maxGroupsPerSlot)) {
-                decide(request, $0, $1)
+                decide($0, $1)
             }
         }
+        return decision(outcome)
+    }
+
+    /// A gateway's request, read in place as bytes; `outcome` numbers the answer (see `outcomeCount`).
+    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int) {
+        let labelCount = WorkloadLabels.maxCount(request.workload)
+        let outcome = RequestView.with(request, labelCapacity: labelCount, scratch: 3 + labelCount * 2 * max(1, maxGroupsPerSlot)) {
+            decide($0, $1)
+        }
+        return (decision(outcome), outcomeNumber(outcome))
+    }
+
+    /// How many distinct answers without reports the set can give: `evaluate(_: GatewayRequest)` numbers
+    /// them `0 ..< outcomeCount` (two requests with the same number get equal decisions, so an answer
+    /// built from one can serve the other), or -1 for an answer with reports or a reason built on the spot.
+    public var outcomeCount: Int { (2 + peerReasons.count + ruleTexts.count + defaultDenyReasons.count) * 4 }
+
+    private func outcomeNumber(_ outcome: Outcome) -> Int {
+        guard outcome.reports.isEmpty else { return -1 }
+        let index = Int(outcome.index)
+        let kind: Int
+        switch outcome.stage {
+        case .noAllowPolicy: kind = 0
+        case .peerAuthentication: kind = 1 + (index + 1)
+        case .custom, .denyPolicy, .allowPolicy: kind = 2 + peerReasons.count + index
+        case .defaultDeny:
+            guard index >= 0 else { return -1 }
+            kind = 2 + peerReasons.count + ruleTexts.count + index
+        case .notReady:
+            return -1
+        }
+        return kind * 4 + Int(outcome.modeRaw & 3)
+    }
+
+    private func decision(_ outcome: Outcome) -> Decision {
         let mode = MTLSModeCode.mode(outcome.modeRaw)
         var dryRun: [Decision.Report] = []
         var audit: [Decision.Report] = []
@@ -210,7 +245,7 @@ public final class CompiledPolicySet: Sendable {
         }
     }
 
-    private func decide(_ request: UnsafePointer<CheckRequest>, _ view: RequestView,
+    private func decide(_ view: RequestView,
                         _ scratch: UnsafeMutableBufferPointer<Applicable>) -> Outcome {
         // The workload's scope comes with its namespace's hash-table slot (one load, no second lookup).
         var ws: Int32 = -1
@@ -265,7 +300,7 @@ public final class CompiledPolicySet: Sendable {
         }
         // Steps 3-6: candidates from each bucket, confirmed.
         var verdicts = Verdicts()
-        for i in 0..<gathering.count { collect(scratch[i].bucket, view, request, &verdicts) }
+        for i in 0..<gathering.count { collect(scratch[i].bucket, view, &verdicts) }
         if verdicts.custom != .max {
             return Outcome(stage: .custom, modeRaw: modeRaw, index: Int32(verdicts.custom), reports: verdicts.reports)
         }
@@ -390,24 +425,24 @@ public final class CompiledPolicySet: Sendable {
 
     /// The matching rules of one bucket, folded into `verdicts`.
     @inline(__always)
-    private func collect(_ bucket: BucketHot, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
+    private func collect(_ bucket: BucketHot, _ view: RequestView, _ verdicts: inout Verdicts) {
         if bucket.allowStart < bucket.allowEnd { verdicts.hasAllowPolicy = true }
         guard bucket.index >= 0 else {
             // Every rule record of the bucket, in order.
             var record = Int(bucket.programStart)
             let end = Int(bucket.programEnd)
             while record < end {
-                consider(record, view, request, &verdicts)
+                consider(record, view, &verdicts)
                 record += Int(program[record + 3])
             }
             return
         }
         let index = indices[bucket.index]
-        consider(index.alwaysStart, index.alwaysEnd, view, request, &verdicts)
-        search(index.principal, view.principal, lowered: false, view, request, &verdicts)
-        search(index.path, view.path, lowered: false, view, request, &verdicts)
-        search(index.host, view.host, lowered: true, view, request, &verdicts)
-        search(index.method, view.method, lowered: false, view, request, &verdicts)
+        consider(index.alwaysStart, index.alwaysEnd, view, &verdicts)
+        search(index.principal, view.principal, lowered: false, view, &verdicts)
+        search(index.path, view.path, lowered: false, view, &verdicts)
+        search(index.host, view.host, lowered: true, view, &verdicts)
+        search(index.method, view.method, lowered: false, view, &verdicts)
         if index.portsStart < index.portsEnd, let port = view.port {
             // Sorted by port: binary search.
             var low = Int(index.portsStart), high = Int(index.portsEnd)
@@ -415,7 +450,7 @@ public final class CompiledPolicySet: Sendable {
                 let mid = (low + high) >> 1
                 let entry = portEntries[mid]
                 if entry.port == port {
-                    consider(entry.start, entry.end, view, request, &verdicts)
+                    consider(entry.start, entry.end, view, &verdicts)
                     break
                 }
                 if entry.port < port { low = mid + 1 } else { high = mid }
@@ -425,28 +460,28 @@ public final class CompiledPolicySet: Sendable {
 
     @inline(__always)
     private func search(_ strings: StringIndexHot, _ value: Bytes?, lowered: Bool, _ view: RequestView,
-                        _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
+                        _ verdicts: inout Verdicts) {
         guard strings.isUsed, let value else { return }
-        consider(strings.presentStart, strings.presentEnd, view, request, &verdicts)
+        consider(strings.presentStart, strings.presentEnd, view, &verdicts)
         if strings.forward >= 0 {
             tries.lookup(strings.forward, value, reversed: false, lowered: lowered) {
-                consider($0, $1, view, request, &verdicts)
+                consider($0, $1, view, &verdicts)
             }
         }
         if strings.backward >= 0 {
             tries.lookup(strings.backward, value, reversed: true, lowered: lowered) {
-                consider($0, $1, view, request, &verdicts)
+                consider($0, $1, view, &verdicts)
             }
         }
     }
 
     /// Every rule record whose offset is in `lists[start ..< end]`.
     @inline(__always)
-    private func consider(_ start: UInt32, _ end: UInt32, _ view: RequestView, _ request: UnsafePointer<CheckRequest>,
+    private func consider(_ start: UInt32, _ end: UInt32, _ view: RequestView,
                           _ verdicts: inout Verdicts) {
         var i = start
         while i < end {
-            consider(Int(lists[i]), view, request, &verdicts)
+            consider(Int(lists[i]), view, &verdicts)
             i += 1
         }
     }
@@ -454,26 +489,26 @@ public final class CompiledPolicySet: Sendable {
     /// A candidate rule (its record's offset): confirmed unless it cannot change the answer (a rule of the
     /// deciding kind that sorts after the best match so far).
     @inline(__always)
-    private func consider(_ record: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>, _ verdicts: inout Verdicts) {
+    private func consider(_ record: Int, _ view: RequestView, _ verdicts: inout Verdicts) {
         let rank = program[record + 1]
         switch program[record] {
         case RuleCategory.allow.rawValue:
-            if rank < verdicts.allowRank && matches(record, view, request) {
+            if rank < verdicts.allowRank && matches(record, view) {
                 verdicts.allow = program[record + 2]
                 verdicts.allowRank = rank
             }
         case RuleCategory.deny.rawValue:
-            if rank < verdicts.denyRank && matches(record, view, request) {
+            if rank < verdicts.denyRank && matches(record, view) {
                 verdicts.deny = program[record + 2]
                 verdicts.denyRank = rank
             }
         case RuleCategory.custom.rawValue:
-            if rank < verdicts.customRank && matches(record, view, request) {
+            if rank < verdicts.customRank && matches(record, view) {
                 verdicts.custom = program[record + 2]
                 verdicts.customRank = rank
             }
         default:
-            if matches(record, view, request) { verdicts.reports.append(program[record + 2]) }
+            if matches(record, view) { verdicts.reports.append(program[record + 2]) }
         }
     }
 
@@ -481,13 +516,13 @@ public final class CompiledPolicySet: Sendable {
 
     /// `to` (cheapest: method, path, host, port), then `from`, then `when` (may read headers and claims).
     @inline(__always)
-    func matches(_ record: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+    func matches(_ record: Int, _ view: RequestView) -> Bool {
         let toCount = Int(program[record + 4]), fromCount = Int(program[record + 5])
-        if toCount > 0 && !anyClause(record + 9, toCount, view, request) { return false }
-        if fromCount > 0 && !anyClause(record + Int(program[record + 6]), fromCount, view, request) { return false }
+        if toCount > 0 && !anyClause(record + 9, toCount, view) { return false }
+        if fromCount > 0 && !anyClause(record + Int(program[record + 6]), fromCount, view) { return false }
         var check = record + Int(program[record + 7])
         for _ in 0..<Int(program[record + 8]) {
-            if !holds(check, view, request) { return false }
+            if !holds(check, view) { return false }
             check += Int(program[check + 4])
         }
         return true
@@ -495,14 +530,14 @@ public final class CompiledPolicySet: Sendable {
 
     /// Any of `count` clauses starting at `start`: all of a clause's checks hold.
     @inline(__always)
-    private func anyClause(_ start: Int, _ count: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+    private func anyClause(_ start: Int, _ count: Int, _ view: RequestView) -> Bool {
         var clause = start
         clauses: for _ in 0..<count {
             var check = clause + 2
             let next = clause + Int(program[clause + 1])
             clause = next
             for _ in 0..<Int(program[check - 2]) {
-                if !holds(check, view, request) { continue clauses }
+                if !holds(check, view) { continue clauses }
                 check += Int(program[check + 4])
             }
             return true
@@ -511,7 +546,7 @@ public final class CompiledPolicySet: Sendable {
     }
 
     /// One field: a positive matcher must match (when there are any) and no negative one may.
-    private func holds(_ check: Int, _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
+    private func holds(_ check: Int, _ view: RequestView) -> Bool {
         switch program[check] {
         case Attribute.principal.rawValue: return holds(check) { matches($0, view.principal) }
         case Attribute.path.rawValue: return holds(check) { matches($0, view.path) }
@@ -542,13 +577,11 @@ public final class CompiledPolicySet: Sendable {
             }
         case Attribute.authorityHeader.rawValue:
             if view.host != nil { return holds(check) { matches($0, view.host) } }
-            guard let value = request.pointee.request.headers[headerNames[Int(program[check + 1])]] else { return holds(check) { _ in false } }
-            return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
+            return view.headers.withValue(headerNames[Int(program[check + 1])]) { value in holds(check) { matches($0, value) } }
         case Attribute.header.rawValue:
-            guard let value = request.pointee.request.headers[headerNames[Int(program[check + 1])]] else { return holds(check) { _ in false } }
-            return value.withBytes { bytes in holds(check) { matches($0, bytes) } }
+            return view.headers.withValue(headerNames[Int(program[check + 1])]) { value in holds(check) { matches($0, value) } }
         case Attribute.claim.rawValue:
-            return holdsClaim(check, claimPaths[Int(program[check + 1])], view, request)
+            return holdsClaim(check, claimPaths[Int(program[check + 1])], view)
         default:
             return holds(check) { _ in false }
         }
@@ -613,8 +646,8 @@ public final class CompiledPolicySet: Sendable {
     }
 
     /// `request.auth.claims[...]` (and audiences, presenter): the claim as Envoy's jwt_authn publishes it.
-    private func holdsClaim(_ check: Int, _ path: [String], _ view: RequestView, _ request: UnsafePointer<CheckRequest>) -> Bool {
-        if let claims = request.pointee.request.claims {
+    private func holdsClaim(_ check: Int, _ path: [String], _ view: RequestView) -> Bool {
+        if let claims = view.claimsOf?.pointee.request.claims {
             guard var value = claims[path[0]] else { return holds(check) { _ in false } }
             for key in path.dropFirst() {
                 guard let next = value[key] else { return holds(check) { _ in false } }
@@ -860,6 +893,10 @@ struct RequestView {
     var destinationIP: IPAddress?
     var isMTLS = false
     var hasRequestPrincipal = false
+    /// Where `request.headers[...]` conditions read.
+    var headers: HeaderSource
+    /// The JSON claims of a `/v1/check` request live there (a gateway request has none).
+    var claimsOf: UnsafePointer<CheckRequest>?
 
     /// Copies the strings into one temporary buffer (on the stack when small) and calls `body` with the view
     /// and a scratch buffer of `scratch` elements. Reads only stored fields of the request (a computed
@@ -910,7 +947,8 @@ struct RequestView {
                 (labelViews + l).initialize(to: LabelView(key: keyBytes, value: valueBytes, keyHash: keyHash, hash: hash))
                 l += 1
             }
-            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: l))
+            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: l), headers: .dictionary(request))
+            view.claimsOf = request
             view.namespace = put(request.pointee.destination.namespace)
             if isMTLS { view.principal = put(request.pointee.source.principal) }
             if let full = put(request.pointee.request.path) {
@@ -942,5 +980,91 @@ struct RequestView {
         }
     }
 
-    private init(labels: UnsafeBufferPointer<LabelView>) { self.labels = labels }
+    /// The view of a gateway request: its bytes are used where they are (nothing is copied), the labels
+    /// parsed from their `k=v` text into scratch memory.
+    @inline(__always)
+    static func with<Scratch, R>(_ request: GatewayRequest, labelCapacity: Int, scratch: Int,
+                                 _ body: (RequestView, UnsafeMutableBufferPointer<Scratch>) -> R) -> R {
+        let scratchOffset = (labelCapacity * MemoryLayout<LabelView>.stride + 15) & ~15
+        let byteCount = scratchOffset + max(scratch, 1) * MemoryLayout<Scratch>.stride
+        return withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 16) { raw in
+            let labelViews = raw.baseAddress!.bindMemory(to: LabelView.self, capacity: max(labelCapacity, 1))
+            let scratchBase = (raw.baseAddress! + scratchOffset).bindMemory(to: Scratch.self, capacity: max(scratch, 1))
+            var count = 0
+            _ = WorkloadLabels.forEach(request.workload) { key, value in
+                let keyHash = hashBytes(key, seed: labelKeySeed)
+                let label = LabelView(key: key, value: value, keyHash: keyHash,
+                                      hash: combineHash(keyHash, hashBytes(value, seed: labelValueSeed)))
+                // A repeated key keeps its last value, as a dictionary would.
+                for i in 0..<count where labelViews[i].key.equals(key) {
+                    labelViews[i] = label
+                    return
+                }
+                (labelViews + count).initialize(to: label)
+                count += 1
+            }
+            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: count), headers: .fields(request.headers))
+            view.namespace = request.namespace
+            if request.isMTLS { view.principal = request.principal }
+            view.rawPath = request.target
+            view.path = Bytes(rebasing: request.target[..<queryStart(request.target)])
+            view.method = request.method
+            view.host = request.host
+            view.isMTLS = request.isMTLS
+            view.port = request.port
+            view.sourceIP = request.sourceIP
+            view.remoteIP = request.sourceIP
+            return body(view, UnsafeMutableBufferPointer(start: scratchBase, count: max(scratch, 1)))
+        }
+    }
+
+    private init(labels: UnsafeBufferPointer<LabelView>, headers: HeaderSource) {
+        self.labels = labels
+        self.headers = headers
+    }
+}
+
+/// The request headers a rule's `when` conditions read: the dictionary of a `CheckRequest`, or a
+/// gateway's header fields as sent (names compared case-insensitively, repeats joined with `,`).
+enum HeaderSource {
+    case dictionary(UnsafePointer<CheckRequest>)
+    case fields(UnsafeBufferPointer<HeaderField>)
+
+    /// Calls `body` with the value of the header `name` (lower-case), nil when absent.
+    @inline(__always)
+    func withValue<R>(_ name: String, _ body: (Bytes?) -> R) -> R {
+        switch self {
+        case .dictionary(let request):
+            guard let value = request.pointee.request.headers[name] else { return body(nil) }
+            return value.withBytes { body($0) }
+        case .fields(let fields):
+            var name = name
+            return name.withUTF8 { wanted in
+                var first: Int? = nil
+                var total = 0, matches = 0
+                for i in fields.indices where Self.sameName(fields[i].name, wanted) {
+                    if first == nil { first = i }
+                    matches += 1
+                    total += fields[i].value.count
+                }
+                guard let first else { return body(nil) }
+                if matches == 1 { return body(fields[first].value) }
+                // Rare: a repeated header, joined as Envoy joins it.
+                var joined: [UInt8] = []
+                joined.reserveCapacity(total + matches)
+                for i in first..<fields.count where Self.sameName(fields[i].name, wanted) {
+                    if i != first { joined.append(UInt8(ascii: ",")) }
+                    joined.append(contentsOf: fields[i].value)
+                }
+                return joined.withUnsafeBufferPointer { body($0) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func sameName(_ name: UnsafeBufferPointer<UInt8>, _ lower: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count == lower.count else { return false }
+        for i in 0..<name.count where asciiLower(name[i]) != lower[i] { return false }
+        return true
+    }
 }

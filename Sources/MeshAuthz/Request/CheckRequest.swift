@@ -27,7 +27,7 @@ public struct CheckRequest: Sendable, Hashable {
         }
 
         public static func withSPIFFEScheme(_ principal: String) -> String {
-            principal.hasPrefix("spiffe://") ? principal : "spiffe://" + principal
+            principal.utf8.starts(with: "spiffe://".utf8) ? principal : "spiffe://" + principal
         }
 
         /// The connection is mTLS when the request says so, or, when it is silent, when it names a principal.

@@ -91,8 +91,33 @@ public struct ForwardedClientCert: Sendable, Hashable {
         }
     }
 
+    /// `principal(fromHeader:)` on bytes: calls `body` with the principal as policies match it (with
+    /// `spiffe://`, added when the `URI=` lacks it), nil when there is none. No copy in the usual case.
+    public static func withPrincipal<R>(fromHeader bytes: UnsafeBufferPointer<UInt8>,
+                                        _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        guard let start = lastElementStart(bytes) else { return body(nil) }
+        let element = UnsafeBufferPointer(rebasing: bytes[start...])
+        var uri: RawPair?
+        let wellFormed = scanElement(element) { pair in
+            if uri == nil && pair.keyIs("uri", in: element) { uri = pair }
+        }
+        guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return body(nil) }
+        let raw = UnsafeBufferPointer(rebasing: element[uri.valueStart..<uri.valueEnd])
+        if !uri.hasEscape && hasSPIFFEScheme(raw) { return body(raw) }
+        let principal = CheckRequest.Peer.withSPIFFEScheme(uri.value(in: element))
+        return Array(principal.utf8).withUnsafeBufferPointer { body($0) }
+    }
+
     public static func principal(fromHeader header: String) -> String? {
         principal(fromHeader: header[...])
+    }
+
+    @inline(__always)
+    private static func hasSPIFFEScheme(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let scheme: StaticString = "spiffe://"
+        guard bytes.count >= scheme.utf8CodeUnitCount else { return false }
+        for i in 0..<scheme.utf8CodeUnitCount where bytes[i] != scheme.utf8Start[i] { return false }
+        return true
     }
 
     // MARK: Parsing

@@ -71,6 +71,17 @@ public enum PathNormalization {
         base(rawTarget[...])
     }
 
+    /// `base` on bytes: calls `body` with the normalized `path?query` (fragment dropped), a slice of
+    /// `target` when nothing changes, or nil when the target is refused.
+    public static func withBase<R>(_ target: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        guard let split = split(target) else { return body(nil) }
+        let end = split.queryStart != nil ? split.queryEnd : split.pathEnd
+        if !split.needsWork { return body(UnsafeBufferPointer(rebasing: target[..<end])) }
+        guard var rewritten = rewrite(UnsafeBufferPointer(rebasing: target[..<split.pathEnd])) else { return body(nil) }
+        if split.queryStart != nil { rewritten.append(contentsOf: target[split.pathEnd..<end]) }
+        return rewritten.withUnsafeBufferPointer { body($0) }
+    }
+
     /// Byte offsets of the components: path end, query range, fragment start.
     struct Split {
         var pathEnd: Int

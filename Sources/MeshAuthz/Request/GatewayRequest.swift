@@ -1,0 +1,122 @@
+/// A gateway's question (`/ext_authz`) as bytes borrowed from the HTTP layer for the length of one
+/// decision. The compiled matcher reads it in place, so a gateway decision builds no `String` and no
+/// dictionary; `checkRequest` turns it into the `CheckRequest` the reference evaluator reads, with the
+/// same meaning (a test holds the two paths to the same answers).
+public struct GatewayRequest {
+    public typealias Bytes = UnsafeBufferPointer<UInt8>
+
+    public var method: Bytes
+    /// The normalized origin-form target (`PathNormalization.base`), query kept, fragment dropped.
+    public var target: Bytes
+    public var host: Bytes?
+    /// The caller's principal as policies match it (`spiffe://...`); nil for none.
+    public var principal: Bytes?
+    public var isMTLS: Bool
+    public var sourceIP: IPAddress?
+    public var namespace: Bytes?
+    /// The destination's labels as `k=v,k=v` text, valid per `WorkloadLabels.isValid`.
+    public var workload: Bytes
+    public var port: Int?
+    /// The original request's headers, names as sent: looked up case-insensitively, repeated ones
+    /// joined with `,` (as Envoy's header matchers see them).
+    public var headers: UnsafeBufferPointer<HeaderField>
+
+    public init(method: Bytes, target: Bytes, host: Bytes?, principal: Bytes?, isMTLS: Bool, sourceIP: IPAddress?,
+                namespace: Bytes?, workload: Bytes, port: Int?, headers: UnsafeBufferPointer<HeaderField>) {
+        self.method = method
+        self.target = target
+        self.host = host
+        self.principal = principal
+        self.isMTLS = isMTLS
+        self.sourceIP = sourceIP
+        self.namespace = namespace
+        self.workload = workload
+        self.port = port
+        self.headers = headers
+    }
+
+    /// The same request as a `CheckRequest` (header names lower-cased, repeats joined).
+    public var checkRequest: CheckRequest {
+        func text(_ bytes: Bytes?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
+        var check = CheckRequest()
+        check.request.method = text(method)
+        check.request.path = text(target)
+        check.request.host = text(host)
+        var headerValues: [String: String] = [:]
+        for field in headers {
+            let name = String(decoding: field.name.map(asciiLower), as: UTF8.self)
+            let value = String(decoding: field.value, as: UTF8.self)
+            headerValues[name] = headerValues[name].map { $0 + "," + value } ?? value
+        }
+        check.request.headers = headerValues
+        check.source.principal = text(principal)
+        check.source.mtls = isMTLS
+        check.source.ip = sourceIP
+        check.destination.namespace = text(namespace)
+        var labels: [String: String] = [:]
+        _ = WorkloadLabels.forEach(workload) { key, value in
+            labels[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+        }
+        check.destination.labels = labels
+        check.destination.port = port
+        return check
+    }
+}
+
+/// One request header as bytes.
+public struct HeaderField {
+    public var name: UnsafeBufferPointer<UInt8>
+    public var value: UnsafeBufferPointer<UInt8>
+
+    public init(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A workload's labels written `app=api-service,version=v1` (the `x-authz-workload` header, `serve
+/// --default-workload`): items separated by commas, spaces and tabs around keys and values ignored, empty
+/// items skipped, a repeated key keeping its last value.
+public enum WorkloadLabels {
+    public typealias Bytes = UnsafeBufferPointer<UInt8>
+
+    /// Calls `body` for each `key=value` item in order (a repeated key is visited each time; the last
+    /// wins); false, after visiting the items before it, at the first item with no `=` or an empty key.
+    @inline(__always)
+    public static func forEach(_ text: Bytes, _ body: (Bytes, Bytes) -> Void) -> Bool {
+        var start = 0
+        let count = text.count
+        while start <= count {
+            var end = start
+            while end < count && text[end] != UInt8(ascii: ",") { end += 1 }
+            let item = trimmed(text, start, end)
+            if item.lowerBound < item.upperBound {
+                var eq = item.lowerBound
+                while eq < item.upperBound && text[eq] != UInt8(ascii: "=") { eq += 1 }
+                guard eq < item.upperBound else { return false }
+                let key = trimmed(text, item.lowerBound, eq), value = trimmed(text, eq + 1, item.upperBound)
+                guard key.lowerBound < key.upperBound else { return false }
+                body(Bytes(rebasing: text[key]), Bytes(rebasing: text[value]))
+            }
+            start = end + 1
+        }
+        return true
+    }
+
+    public static func isValid(_ text: Bytes) -> Bool { forEach(text) { _, _ in } }
+
+    /// Upper bound of the number of items.
+    static func maxCount(_ text: Bytes) -> Int {
+        var commas = 1
+        for byte in text where byte == UInt8(ascii: ",") { commas += 1 }
+        return commas
+    }
+
+    @inline(__always)
+    private static func trimmed(_ text: Bytes, _ start: Int, _ end: Int) -> Range<Int> {
+        var s = start, e = end
+        while s < e && (text[s] == 0x20 || text[s] == 0x09) { s += 1 }
+        while e > s && (text[e - 1] == 0x20 || text[e - 1] == 0x09) { e -= 1 }
+        return s..<e
+    }
+}
