@@ -89,6 +89,11 @@ SCENARIOS = [
     ("ready", m, "/ext_authz", {"headers": dict(EXT_DENY["headers"], **{
         "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/tenant/a", "X-Forwarded-Host": "a.example.com"})}, 403)
     for m in EXT_METHODS
+] + [
+    # Gateway requests meshauthz cannot judge: 403 with an Error body.
+    ("ready", "GET", "/ext_authz", EXT_ALLOW, 403),
+    ("ready", "GET", "/ext_authz/tenant/x", {"headers": dict(EXT_ALLOW["headers"], **{"x-authz-workload": "app"})}, 403),
+    ("ready", "GET", "/ext_authz/a%00b", EXT_ALLOW, 403),
 ]
 
 

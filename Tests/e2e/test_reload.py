@@ -115,3 +115,27 @@ def test_sighup_reloads(start_server, tmp_path):
     names = [p["name"] for p in s.get("/v1/policies").json()["policies"]]
     assert names == ["allow-zothing"], names
     assert s.proc.poll() is None, "SIGHUP must not stop the server"
+
+
+def test_gateway_answers_follow_a_reload(start_server, tmp_path):
+    """/ext_authz answers are built once per deciding rule and kept with the policy set: the same request
+    gets the same answer every time, and a reload brings the new set's answers, not the old ones."""
+    d = tmp_path / "p"
+    d.mkdir()
+    f = d / "policies.yaml"
+    f.write_text(yaml.safe_dump(ALLOW_ALL))
+    s = start_server(policies_dir=d, args=["--default-namespace", "default", "--default-workload", "app=web"])
+
+    def gateway():
+        r = s.get("/ext_authz/some/path")
+        return r.status_code, r.headers.get("x-meshauthz-reason"), r.content
+
+    first = gateway()
+    assert first[0] == 200, first
+    assert [gateway() for _ in range(5)] == [first] * 5
+
+    f.write_text(yaml.safe_dump(ALLOW_NOTHING) + "# now nothing is allowed\n")
+    assert eventually(lambda: gateway()[0] == 403), s.log
+    denied = gateway()
+    assert b'"allowed":false' in denied[2] and denied[1] != first[1]
+    assert [gateway() for _ in range(5)] == [denied] * 5

@@ -2,7 +2,11 @@
 /// `lowercased()` are Unicode-aware (`"\u{212A}" == "K"`, a decomposed `é` equals a composed one),
 /// so the reference evaluator compares through these instead.
 extension StringProtocol {
-    func bytesEqual<Other: StringProtocol>(_ other: Other) -> Bool { utf8.elementsEqual(other.utf8) }
+    func bytesEqual<Other: StringProtocol>(_ other: Other) -> Bool {
+        // Byte-equal strings are canonically equal, so Swift's (fast) `==` rules out nearly every
+        // mismatch and the byte comparison only confirms.
+        self == other && utf8.elementsEqual(other.utf8)
+    }
 
     func bytesHavePrefix<Other: StringProtocol>(_ prefix: Other) -> Bool { utf8.starts(with: prefix.utf8) }
 
@@ -29,6 +33,7 @@ extension StringProtocol {
 
     /// `A`–`Z` folded to `a`–`z`; every other byte kept.
     var asciiLowercased: String {
-        String(decoding: utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        guard utf8.contains(where: { $0 &- 65 < 26 }) else { return String(self) }
+        return String(decoding: utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import MicroHTTPD
+
+/// The byte-level request accessors and the response cache, through a real server.
+@Suite struct ResponseCacheTests {
+    @Test func headerFieldsAreTheHeadersAsSentInOrder() throws {
+        let seen = LockedBox<[String]>([])
+        try withServer(handler: { request in
+            let lines = request.withHeaderFields { fields in
+                fields.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
+            }
+            seen.set(lines)
+            return HTTPResponse(status: 204)
+        }) { server in
+            let client = try RawHTTPClient(port: server.boundPort)
+            _ = try client.request("GET", "/", headers: [("X-Tenant", "acme"), ("x-empty", ""), ("X-Tenant", "two")])
+            let lines = seen.get()
+            #expect(lines.contains("X-Tenant=acme"))
+            #expect(lines.contains("x-empty="))
+            let tenants = lines.filter { $0.hasPrefix("X-Tenant=") }
+            #expect(tenants == ["X-Tenant=acme", "X-Tenant=two"])
+            #expect(lines.contains { $0.hasPrefix("Host=") })
+        }
+    }
+
+    @Test func peerIPIsLoopbackAsBytes() throws {
+        let seen = LockedBox<PeerIP?>(nil)
+        try withServer(handler: { request in
+            seen.set(request.peerIP)
+            return HTTPResponse(status: 204)
+        }) { server in
+            _ = try RawHTTPClient(port: server.boundPort).request("GET", "/")
+            // 127.0.0.1 as ::ffff:127.0.0.1.
+            let ip = seen.get()
+            #expect(ip?.high == 0 && ip?.low == 0x0000_FFFF_7F00_0001 && ip?.isV4 == true)
+        }
+    }
+
+    @Test func cachedAnswersAreBuiltOnceAndServedAlike() throws {
+        let builds = LockedBox<[Int]>([])
+        let cache = LockedBox(ResponseCache(capacity: 2))
+        try withServer(handler: { request in
+            let slot = request.rawPath == "/deny" ? 1 : 0
+            let response = cache.get().response(slot) {
+                builds.update { $0.append(slot) }
+                return HTTPResponse(status: slot == 0 ? 200 : 403, headers: [("x-slot", "\(slot)")], body: "slot \(slot)")
+            }
+            #expect(response.isPrepared)
+            return response
+        }) { server in
+            let first = try RawHTTPClient(port: server.boundPort)
+            let second = try RawHTTPClient(port: server.boundPort)
+            for client in [first, second, first, second] {
+                let allow = try client.request("GET", "/allow")
+                #expect(allow.status == 200 && allow.header("x-slot") == "0" && allow.bodyText == "slot 0")
+                let deny = try client.request("GET", "/deny")
+                #expect(deny.status == 403 && deny.header("x-slot") == "1" && deny.bodyText == "slot 1")
+            }
+            #expect(builds.get().sorted() == [0, 1])
+            // A new cache (a reloaded policy set) replaces the old one; the old one's responses are freed
+            // when it goes, and the same connections are served from the new one.
+            cache.set(ResponseCache(capacity: 2))
+            let again = try first.request("GET", "/deny")
+            #expect(again.status == 403 && again.bodyText == "slot 1")
+            #expect(builds.get().sorted() == [0, 1, 1])
+        }
+    }
+}
