@@ -66,4 +66,21 @@ import MicroHTTPD
             #expect(builds.get().sorted() == [0, 1, 1])
         }
     }
+
+    @Test func aFullCacheStillAnswersWithoutKeeping() throws {
+        let cache = ResponseCache(capacity: 8, maxEntries: 2)
+        try withServer(handler: { request in
+            let slot = Int(request.rawPath.dropFirst()) ?? 0
+            return cache.response(slot) { HTTPResponse(status: 200, headers: [("x-slot", "\(slot)")], body: "slot \(slot)") }
+        }) { server in
+            let client = try RawHTTPClient(port: server.boundPort)
+            for round in 0..<2 {
+                for slot in 0..<8 {
+                    let r = try client.request("GET", "/\(slot)")
+                    #expect(r.status == 200 && r.header("x-slot") == "\(slot)" && r.bodyText == "slot \(slot)", "round \(round)")
+                }
+            }
+            #expect(cache.count == 2)
+        }
+    }
 }
