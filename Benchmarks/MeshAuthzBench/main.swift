@@ -5,6 +5,7 @@
 //   MeshAuthzBench --size N --write-wrk FILE              write a wrk Lua script of /ext_authz requests
 //   MeshAuthzBench --size N --write-wrk-check FILE        write a wrk Lua script of POST /v1/check requests
 //   MeshAuthzBench --size N --write-requests FILE         the /ext_authz requests, one per line (method, path, headers)
+//   MeshAuthzBench --size N --callgrind D                 D decisions only, each in `callgrindDecision` (see below)
 //
 // Prints a human-readable report and one `ROW|...` line per size for Benchmarks/run.sh.
 #if canImport(Glibc)
@@ -138,6 +139,7 @@ var writeRequests: String? = nil
 var onlyCompiled = false
 var compileOptions = CompileOptions()
 var pauseSeconds: UInt32 = 0
+var callgrindDecisions = 0
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -149,6 +151,7 @@ while let argument = arguments.popFirst() {
     case "--write-requests": writeRequests = arguments.popFirst()
     case "--only-compiled": onlyCompiled = true  // for profiling
     case "--pause": pauseSeconds = UInt32(arguments.popFirst() ?? "") ?? 0  // before measuring (callgrind_control -i on)
+    case "--callgrind": callgrindDecisions = Int(arguments.popFirst() ?? "") ?? 0
     case "--threshold": compileOptions.indexThreshold = Int(arguments.popFirst() ?? "") ?? compileOptions.indexThreshold
     default:
         print("usage: MeshAuthzBench [--size N]... [--seconds S] [--write-policies DIR] [--write-wrk FILE]")
@@ -249,6 +252,39 @@ if writePolicies != nil || writeWrk != nil || writeWrkCheck != nil || writeReque
         writeFile(path, lines.joined(separator: "\n") + "\n")
         print("wrote \(lines.count) requests to \(path)")
     }
+    exit(0)
+}
+
+// MARK: Deterministic view
+
+/// One decision, the unit callgrind counts: run with `--callgrind D` under
+/// `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*callgrindDecision*' ...` and divide the totals
+/// by D. The request's bytes are read just before (outside), as in the timed samples.
+@inline(never)
+func callgrindDecision(_ matcher: CompiledPolicySet, _ request: CheckRequest) -> Bool {
+    matcher.evaluate(request).allowed
+}
+
+if callgrindDecisions > 0 {
+    var mesh = Mesh(policies: sizes[0])
+    guard case .success(let set) = PolicyLoader.load(mesh.policyFiles()) else { print("generated policies do not load"); exit(1) }
+    let requests = mesh.requests(4096)
+    let matcher = CompiledPolicySet(set, options: compileOptions)
+    if pauseSeconds > 0 {
+        // Loading 10,000 policies under the cache model takes minutes: run valgrind with
+        // `--instr-atstart=no` and `callgrind_control -i on PID` during this pause.
+        print("deciding in \(pauseSeconds) s (pid \(getpid()))")
+        fflush(nil)
+        sleep(pauseSeconds)
+    }
+    var allowed = 0, checksum = 0
+    requests.withUnsafeBufferPointer { requests in
+        for d in 0..<callgrindDecisions {
+            checksum &+= warm(requests[d % requests.count])
+            allowed += callgrindDecision(matcher, requests[d % requests.count]) ? 1 : 0
+        }
+    }
+    print("\(callgrindDecisions) decisions at \(set.authorizationPolicies.count) policies, \(allowed) allowed (\(checksum & 1))")
     exit(0)
 }
 

@@ -12,6 +12,7 @@ struct ByteRun: Sendable, Hashable {
 
 /// An immutable array in one allocation, for the hot path: reading an element is a load, with no
 /// reference counting and no bounds check (indices come from the compiler, which built the arrays).
+/// Aligned to a cache line, so that an element of 64 or 128 bytes occupies whole lines.
 final class Frozen<Element: BitwiseCopyable>: @unchecked Sendable {
     // Written only in `init`; afterwards read-only, so sharing it between threads is safe.
     let base: UnsafeMutablePointer<Element>
@@ -19,7 +20,10 @@ final class Frozen<Element: BitwiseCopyable>: @unchecked Sendable {
 
     init(_ elements: [Element]) {
         count = elements.count
-        base = .allocate(capacity: max(elements.count, 1))
+        let stride = MemoryLayout<Element>.stride
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(elements.count, 1) * stride,
+                                                alignment: max(64, MemoryLayout<Element>.alignment))
+            .bindMemory(to: Element.self, capacity: max(elements.count, 1))
         elements.withUnsafeBufferPointer { source in
             if let address = source.baseAddress { base.initialize(from: address, count: elements.count) }
         }

@@ -18,9 +18,13 @@
 ///   memory instead of chasing indices through separate arrays.
 /// - The reported rule is the least rule id (by its text, as Envoy orders its RBAC map) among matching rules
 ///   of the deciding action; dry-run and AUDIT reports list every matching rule in policy order.
-/// - Reason texts are built once at compile time (`DecisionReasons`), so a decision allocates nothing but
-///   the reports it returns (and a default-deny text in rare layouts). The request is read in place, as
-///   bytes copied once into a stack buffer; no Foundation, no regular expressions, no String comparison.
+/// - Reason texts are built once at compile time (`DecisionReasons`), each with its rule id in one shared
+///   `Decision.Details` object, so a decision allocates nothing but the reports it returns (and a
+///   default-deny text in rare layouts) and retains one object. The request is read in place, as bytes
+///   copied once into a stack buffer; no Foundation, no regular expressions, no String comparison.
+/// - At 10,000 policies the tables are far larger than the caches: the loads a decision needs are issued as
+///   early as their addresses are known (label slots with the namespace slot, rule records once the
+///   buckets are known, the answer's object while matching), so that the misses overlap (Slots.swift).
 ///
 /// Immutable after `init`: one instance can be shared by any number of threads without locks.
 public final class CompiledPolicySet: Sendable {
@@ -31,13 +35,21 @@ public final class CompiledPolicySet: Sendable {
     let policyIDs: [ResourceID]
     let ruleIDs: [RuleID]
     let ruleActions: [Action]
-    /// Id and reason side by side: one cache line for what a decision by this rule returns.
-    let ruleTexts: [RuleText]
+    /// What a decision by this rule says besides its verdict (id and reason), built once: a decision
+    /// retains this one object rather than copying strings. The rule records hold their addresses, so this
+    /// array is what keeps the objects alive.
+    let ruleDetails: [Decision.Details]
     let headerNames: [String]
     let claimPaths: [[String]]
-    let peerReasons: [String]
-    let defaultDenyReasons: [String]
-    let strictReasonDefault: String
+    /// Likewise for the other stages: a STRICT PeerAuthentication's refusal (by PeerAuthentication, and
+    /// without one), the precomputed default-deny texts, no ALLOW policy.
+    let peerDetails: [Decision.Details]
+    let strictDetailsDefault: Decision.Details
+    let defaultDenyDetails: [Decision.Details]
+    /// Their addresses (the array above keeps the objects alive), to ask for an object's cache line before
+    /// it is known to be needed.
+    let defaultDenyAddresses: Frozen<UnsafeRawPointer>
+    let noAllowPolicyDetails: Decision.Details
 
     /// A rule's global index is its position in evaluation order (policy order, then rule index), which is
     /// also the order of dry-run and AUDIT reports.
@@ -59,6 +71,9 @@ public final class CompiledPolicySet: Sendable {
     let peers: Frozen<PeerHot>
     let peerPorts: Frozen<PeerPort>
     let rootScope: Int32
+    let rootNamespaceHash: UInt64
+    /// Bit `keyHash >> 58` of every label key any scope's selector groups or gateways are filed under.
+    let anyScopeKeys: UInt64
     let rootScopeData: ScopeHot
     let meshModeRaw: UInt8
     let meshDecidedBy: Int32
@@ -75,14 +90,16 @@ public final class CompiledPolicySet: Sendable {
         policyIDs = set.authorizationPolicies.map(\.id)
         ruleIDs = c.ruleIDs
         ruleActions = c.ruleActions
-        ruleTexts = zip(c.ruleIDs, c.ruleReasons).map { RuleText(id: $0, reason: $1) }
+        ruleDetails = zip(c.ruleIDs, c.ruleReasons).map { Decision.Details(reason: $1, rule: $0) }
         headerNames = c.program.headerNames
         claimPaths = c.program.claimPaths
-        peerReasons = set.peerAuthentications.map { DecisionReasons.strictPlaintext(decidedBy: $0.id) }
-        defaultDenyReasons = c.defaultDenyReasons
-        strictReasonDefault = DecisionReasons.strictPlaintext(decidedBy: nil)
+        peerDetails = set.peerAuthentications.map { Decision.Details(reason: DecisionReasons.strictPlaintext(decidedBy: $0.id)) }
+        strictDetailsDefault = Decision.Details(reason: DecisionReasons.strictPlaintext(decidedBy: nil))
+        defaultDenyDetails = c.defaultDenyReasons.map { Decision.Details(reason: $0) }
+        defaultDenyAddresses = Frozen(defaultDenyDetails.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) })
+        noAllowPolicyDetails = Decision.Details(reason: DecisionReasons.noAllowPolicy)
         ruleCategories = c.ruleCategories
-        program = Program(c.program.words)
+        program = Program(Self.linkDetails(c.program.words, c.buckets, ruleDetails))
         arena = c.arena.freeze()
         lists = Frozen(c.pool.lists)
         tries = TriePools(nodes: Frozen(c.pool.nodes), labels: Frozen(c.pool.labels))
@@ -97,11 +114,29 @@ public final class CompiledPolicySet: Sendable {
         peers = Frozen(c.peers)
         peerPorts = Frozen(c.peerPorts)
         rootScope = c.rootScope
+        rootNamespaceHash = c.rootScope >= 0 ? c.namespaceHashes[Int(c.rootScope)] : 0
+        anyScopeKeys = c.scopes.reduce(0) { $0 | $1.keyFilter }
         rootScopeData = c.rootScope >= 0 ? c.scopes[Int(c.rootScope)] : .none
         meshModeRaw = c.meshModeRaw
         meshDecidedBy = c.meshDecidedBy
         meshWideReason = c.meshWideReason
         maxGroupsPerSlot = c.maxGroupsPerSlot
+    }
+
+    /// Writes into each rule record the address of its rule's `Decision.Details`, so that the answer is
+    /// found from the record just confirmed (in cache) rather than from a separate array (a miss).
+    private static func linkDetails(_ words: [UInt32], _ buckets: [BucketHot], _ details: [Decision.Details]) -> [UInt32] {
+        var words = words
+        for bucket in buckets {
+            var record = Int(bucket.programStart)
+            while record < Int(bucket.programEnd) {
+                let address = UInt64(UInt(bitPattern: Unmanaged.passUnretained(details[Int(words[record + 2])]).toOpaque()))
+                words[record + recordDetailsWord] = UInt32(truncatingIfNeeded: address)
+                words[record + recordDetailsWord + 1] = UInt32(truncatingIfNeeded: address >> 32)
+                record += Int(words[record + 3])
+            }
+        }
+        return words
     }
 
     /// Sizes of what was built, for benchmarks and summaries.
@@ -157,7 +192,7 @@ public final class CompiledPolicySet: Sendable {
     /// How many distinct answers without reports the set can give: `evaluate(_: GatewayRequest)` numbers
     /// them `0 ..< outcomeCount` (two requests with the same number get equal decisions, so an answer
     /// built from one can serve the other), or -1 for an answer with reports or a reason built on the spot.
-    public var outcomeCount: Int { (2 + peerReasons.count + ruleTexts.count + defaultDenyReasons.count) * 4 }
+    public var outcomeCount: Int { (2 + peerDetails.count + ruleDetails.count + defaultDenyDetails.count) * 4 }
 
     private func outcomeNumber(_ outcome: Outcome) -> Int {
         guard outcome.reports.isEmpty else { return -1 }
@@ -166,10 +201,10 @@ public final class CompiledPolicySet: Sendable {
         switch outcome.stage {
         case .noAllowPolicy: kind = 0
         case .peerAuthentication: kind = 1 + (index + 1)
-        case .custom, .denyPolicy, .allowPolicy: kind = 2 + peerReasons.count + index
+        case .custom, .denyPolicy, .allowPolicy: kind = 2 + peerDetails.count + index
         case .defaultDeny:
             guard index >= 0 else { return -1 }
-            kind = 2 + peerReasons.count + ruleTexts.count + index
+            kind = 2 + peerDetails.count + ruleDetails.count + index
         case .notReady:
             return -1
         }
@@ -193,22 +228,24 @@ public final class CompiledPolicySet: Sendable {
             }
         }
         // One construction site (returning from several `Decision(...)` expressions made the optimizer copy).
-        let reason: String
-        var rule: RuleID? = nil
+        var details: Decision.Details
         switch outcome.stage {
         case .peerAuthentication:
-            reason = outcome.index >= 0 ? peerReasons[Int(outcome.index)] : strictReasonDefault
+            details = outcome.index >= 0 ? peerDetails[Int(outcome.index)] : strictDetailsDefault
         case .custom, .denyPolicy, .allowPolicy:
-            let text = ruleTexts[Int(outcome.index)]
-            reason = text.reason
-            rule = text.id
+            details = Unmanaged<Decision.Details>.fromOpaque(outcome.details!).takeUnretainedValue()
         case .noAllowPolicy:
-            reason = DecisionReasons.noAllowPolicy
+            details = noAllowPolicyDetails
         default:
-            reason = outcome.index >= 0 ? defaultDenyReasons[Int(outcome.index)] : outcome.builtReason!
+            details = outcome.index >= 0
+                ? Unmanaged<Decision.Details>.fromOpaque(defaultDenyAddresses[outcome.index]).takeUnretainedValue()
+                : Decision.Details(reason: outcome.builtReason!)
+        }
+        if !dryRun.isEmpty || !audit.isEmpty {
+            details = Decision.Details(reason: details.reason, rule: details.rule, dryRun: dryRun, audit: audit)
         }
         let allowed = outcome.stage == .allowPolicy || outcome.stage == .noAllowPolicy
-        return Decision(allowed: allowed, stage: outcome.stage, reason: reason, rule: rule, mtlsMode: mode, dryRun: dryRun, audit: audit)
+        return Decision(allowed: allowed, stage: outcome.stage, mtlsMode: mode, details: details)
     }
 
     /// What `decide` found, in plain values.
@@ -220,12 +257,15 @@ public final class CompiledPolicySet: Sendable {
         var index: Int32
         var reports: [UInt32]
         var builtReason: String?
+        /// The deciding rule's `Decision.Details` (custom, deny, allow).
+        var details: UnsafeRawPointer? = nil
     }
 
     struct Applicable {
         var bucket: BucketHot
-        /// The selector group it came from (the label slot for a gateway), -1 for a wide bucket.
-        var group: Int32
+        /// The default-deny text when this bucket and the wide ones hold all the ALLOW policies that apply
+        /// (own selector groups and gateways), carried here so that no group or slot is read again.
+        var reason: Int32
         var kind: Kind
         enum Kind { case wide, ownGroup, gateway, other }
     }
@@ -239,8 +279,8 @@ public final class CompiledPolicySet: Sendable {
         init(_ applicable: UnsafeMutableBufferPointer<Applicable>) { self.applicable = applicable }
 
         @inline(__always)
-        mutating func add(_ bucket: BucketHot, _ group: Int32, _ kind: Applicable.Kind) {
-            (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, group: group, kind: kind))
+        mutating func add(_ bucket: BucketHot, _ reason: Int32, _ kind: Applicable.Kind) {
+            (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, reason: reason, kind: kind))
             count += 1
         }
     }
@@ -250,9 +290,21 @@ public final class CompiledPolicySet: Sendable {
         // The workload's scope comes with its namespace's hash-table slot (one load, no second lookup).
         var ws: Int32 = -1
         var own = ScopeHot.none
-        if let namespace = view.namespace, let slot = findScope(namespace) {
-            ws = slot.scope
-            own = slot.data
+        var namespaceHash: UInt64 = 0
+        if let namespace = view.namespace {
+            namespaceHash = hashBytes(namespace, seed: namespaceSeed)
+            // The workload's label slots do not depend on the namespace slot: ask for them first, so that
+            // both misses are taken at once (the key filter of any scope skips labels no selector uses).
+            var touched: UInt32 = 0
+            for label in view.labels where anyScopeKeys & (1 << (label.keyHash >> 58)) != 0 {
+                touched &+= touchLabelSlot(label, namespaceHash: namespaceHash)
+            }
+            keep(touched)
+            let slot = findScope(namespace, hash: namespaceHash)
+            if slot >= 0 {
+                ws = namespaceTable[slot].scope
+                own = namespaceTable[slot].data
+            }
         }
         let root = rootScope >= 0 ? rootScopeData : ScopeHot.none
         // Step 2: the buckets that apply (§2), each once; the workload-level PeerAuthentication on the way.
@@ -264,8 +316,8 @@ public final class CompiledPolicySet: Sendable {
         for label in view.labels {
             // A scope's key filter skips probes for label keys none of its selectors or gateways use.
             let bit: UInt64 = 1 << (label.keyHash >> 58)
-            if rootKeys & bit != 0 { visit(rootScope, own: rootScope == ws, label, view, &gathering) }
-            if ownKeys & bit != 0 { visit(ws, own: true, label, view, &gathering) }
+            if rootKeys & bit != 0 { visit(rootScope, rootNamespaceHash, own: rootScope == ws, label, view, &gathering) }
+            if ownKeys & bit != 0 { visit(ws, namespaceHash, own: true, label, view, &gathering) }
         }
         // Ask for the buckets' rule records now: one independent load per cache line, so the misses overlap
         // (and overlap the PeerAuthentication step) instead of being taken one by one while confirming.
@@ -280,6 +332,11 @@ public final class CompiledPolicySet: Sendable {
                 word += 16
             }
         }
+        // The default-deny text is known from the buckets alone: its object's line is asked for now too,
+        // to be at hand if no rule allows.
+        let applicable = UnsafeBufferPointer(rebasing: scratch[..<gathering.count])
+        let denyReason = defaultDenyReason(ws >= 0 ? own.wideReason : meshWideReason, applicable)
+        if denyReason >= 0 { touched &+= defaultDenyAddresses[denyReason].load(as: UInt32.self) }
         keep(touched)
         // Step 1: PeerAuthentication (mesh and namespace levels are precomputed per scope).
         var modeRaw = ws >= 0 ? own.modeRaw : meshModeRaw
@@ -301,48 +358,48 @@ public final class CompiledPolicySet: Sendable {
         // Steps 3-6: candidates from each bucket, confirmed.
         var verdicts = Verdicts()
         for i in 0..<gathering.count { collect(scratch[i].bucket, view, &verdicts) }
-        if verdicts.custom != .max {
-            return Outcome(stage: .custom, modeRaw: modeRaw, index: Int32(verdicts.custom), reports: verdicts.reports)
+        keep(verdicts.touched)
+        @inline(__always) func ruleOutcome(_ stage: Decision.Stage, _ record: UInt32) -> Outcome {
+            Outcome(stage: stage, modeRaw: modeRaw, index: Int32(program[Int(record) + 2]), reports: verdicts.reports,
+                    details: program.details(Int(record)))
         }
-        if verdicts.deny != .max {
-            return Outcome(stage: .denyPolicy, modeRaw: modeRaw, index: Int32(verdicts.deny), reports: verdicts.reports)
-        }
+        if verdicts.custom != .max { return ruleOutcome(.custom, verdicts.custom) }
+        if verdicts.deny != .max { return ruleOutcome(.denyPolicy, verdicts.deny) }
         if !verdicts.hasAllowPolicy { return Outcome(stage: .noAllowPolicy, modeRaw: modeRaw, index: -1, reports: verdicts.reports) }
-        if verdicts.allow != .max {
-            return Outcome(stage: .allowPolicy, modeRaw: modeRaw, index: Int32(verdicts.allow), reports: verdicts.reports)
-        }
+        if verdicts.allow != .max { return ruleOutcome(.allowPolicy, verdicts.allow) }
         var outcome = Outcome(stage: .defaultDeny, modeRaw: modeRaw, index: -1, reports: verdicts.reports)
-        outcome.index = defaultDenyReason(ws >= 0 ? own.wideReason : meshWideReason, UnsafeBufferPointer(rebasing: scratch[..<gathering.count]))
-        if outcome.index < 0 { outcome.builtReason = buildDefaultDenyReason(UnsafeBufferPointer(rebasing: scratch[..<gathering.count])) }
+        outcome.index = denyReason
+        if outcome.index < 0 { outcome.builtReason = buildDefaultDenyReason(applicable) }
         return outcome
     }
 
     @inline(__always)
-    private func visit(_ scope: Int32, own: Bool, _ label: LabelView, _ view: RequestView, _ gathering: inout Gathering) {
-        let slotIndex = findLabel(scope, label)
+    private func visit(_ scope: Int32, _ namespaceHash: UInt64, own: Bool, _ label: LabelView, _ view: RequestView,
+                       _ gathering: inout Gathering) {
+        let slotIndex = findLabel(scope, namespaceHash: namespaceHash, label)
         guard slotIndex >= 0 else { return }
         let slot = labelTable[slotIndex]
-        @inline(__always) func consider(_ group: GroupHot, _ groupIndex: Int32) {
+        @inline(__always) func consider(_ group: GroupHot) {
             guard selected(group, view.labels) else { return }
-            if group.bucket >= 0 { gathering.add(group.body, groupIndex, own ? .ownGroup : .other) }
+            if group.bucket >= 0 { gathering.add(group.body, group.reason, own ? .ownGroup : .other) }
             if own && group.peerAuth >= 0 && group.peerAuth < gathering.workloadPeer { gathering.workloadPeer = group.peerAuth }
         }
-        if slot.firstGroupIndex >= 0 { consider(slot.firstGroup, slot.firstGroupIndex) }
+        if slot.firstGroupIndex >= 0 { consider(slot.firstGroup) }
         var g = slot.groupsStart
         while g < slot.groupsEnd {
             let groupIndex = lists[g]
             g += 1
-            consider(groups[groupIndex], Int32(groupIndex))
+            consider(groups[groupIndex])
         }
         // targetRefs: only Gateway-API gateways, only from their own namespace.
-        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gateway, Int32(slotIndex), .gateway) }
+        if own && slot.gatewayBucket >= 0 { gathering.add(slot.gateway, slot.gatewayReason, .gateway) }
     }
 
     /// The default-deny text, precomputed for the usual layouts: the wide buckets plus at most one selector
     /// group of the workload's own namespace or its gateway. -1 when it has to be built.
     private func defaultDenyReason(_ wideReason: Int32, _ applicable: UnsafeBufferPointer<Applicable>) -> Int32 {
         var extra = 0
-        var last = Applicable(bucket: .empty, group: -1, kind: .other)
+        var last = Applicable(bucket: .empty, reason: -1, kind: .other)
         for entry in applicable where entry.kind != .wide {
             let bucket = entry.bucket
             if bucket.allowStart < bucket.allowEnd {
@@ -352,11 +409,7 @@ public final class CompiledPolicySet: Sendable {
         }
         if extra == 0 { return wideReason }
         guard extra == 1 else { return -1 }
-        switch last.kind {
-        case .ownGroup: return groups[last.group].reason
-        case .gateway: return labelTable[last.group].gatewayReason
-        default: return -1
-        }
+        return last.kind == .ownGroup || last.kind == .gateway ? last.reason : -1
     }
 
     private func buildDefaultDenyReason(_ applicable: UnsafeBufferPointer<Applicable>) -> String {
@@ -367,44 +420,6 @@ public final class CompiledPolicySet: Sendable {
         }
         policies.sort()
         return DecisionReasons.defaultDeny(allowPolicies: policies.map { policyIDs[Int($0)] })
-    }
-
-    @inline(__always)
-    private func findScope(_ namespace: Bytes) -> NamespaceSlot? {
-        let mask = namespaceTable.count - 1
-        let hash = hashBytes(namespace, seed: namespaceSeed)
-        var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let slot = namespaceTable[i]
-            if slot.scope < 0 { return nil }
-            if slot.hash == hash && arena.bytes(slot.name).equals(namespace) { return slot }
-            i = (i + 1) & mask
-        }
-    }
-
-    @inline(__always)
-    private func findLabel(_ scope: Int32, _ label: LabelView) -> Int {
-        let mask = labelTable.count - 1
-        let hash = combineHash(label.hash, UInt64(scope))
-        var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let slot = labelTable[i]
-            if slot.scope < 0 { return -1 }
-            if slot.hash == hash && slot.scope == scope {
-                if slot.isInline {
-                    let text = (UnsafeRawPointer(labelTable.base + i) + LabelSlot.inlineOffset).assumingMemoryBound(to: UInt8.self)
-                    let keyCount = Int(slot.keyCount), valueCount = Int(slot.valueCount)
-                    if label.key.count == keyCount && label.value.count == valueCount
-                        && label.key.equals(Bytes(start: text, count: keyCount))
-                        && label.value.equals(Bytes(start: text + keyCount, count: valueCount)) {
-                        return i
-                    }
-                } else if arena.bytes(slot.key).equals(label.key) && arena.bytes(slot.value).equals(label.value) {
-                    return i
-                }
-            }
-            i = (i + 1) & mask
-        }
     }
 
     /// The group's labels other than the one it was found by.
@@ -494,18 +509,21 @@ public final class CompiledPolicySet: Sendable {
         switch program[record] {
         case RuleCategory.allow.rawValue:
             if rank < verdicts.allowRank && matches(record, view) {
-                verdicts.allow = program[record + 2]
+                verdicts.allow = UInt32(record)
                 verdicts.allowRank = rank
+                verdicts.touch(program.details(record))
             }
         case RuleCategory.deny.rawValue:
             if rank < verdicts.denyRank && matches(record, view) {
-                verdicts.deny = program[record + 2]
+                verdicts.deny = UInt32(record)
                 verdicts.denyRank = rank
+                verdicts.touch(program.details(record))
             }
         case RuleCategory.custom.rawValue:
             if rank < verdicts.customRank && matches(record, view) {
-                verdicts.custom = program[record + 2]
+                verdicts.custom = UInt32(record)
                 verdicts.customRank = rank
+                verdicts.touch(program.details(record))
             }
         default:
             if matches(record, view) { verdicts.reports.append(program[record + 2]) }
@@ -518,7 +536,7 @@ public final class CompiledPolicySet: Sendable {
     @inline(__always)
     func matches(_ record: Int, _ view: RequestView) -> Bool {
         let toCount = Int(program[record + 4]), fromCount = Int(program[record + 5])
-        if toCount > 0 && !anyClause(record + 9, toCount, view) { return false }
+        if toCount > 0 && !anyClause(record + recordHeaderWords, toCount, view) { return false }
         if fromCount > 0 && !anyClause(record + Int(program[record + 6]), fromCount, view) { return false }
         var check = record + Int(program[record + 7])
         for _ in 0..<Int(program[record + 8]) {
@@ -703,11 +721,6 @@ let namespaceSeed: UInt64 = 0x6E61_6D65_7370_6163
 let labelKeySeed: UInt64 = 0x6C61_6265_6C6B_6579
 let labelValueSeed: UInt64 = 0x6C61_6265_6C76_616C
 
-struct RuleText: Sendable {
-    let id: RuleID
-    let reason: String
-}
-
 struct BucketHot: Sendable {
     static let empty = BucketHot(programStart: 0, programEnd: 0, allowStart: 0, allowEnd: 0, index: -1)
 
@@ -787,40 +800,6 @@ struct LabelRuns: Sendable {
     var value: ByteRun
 }
 
-/// (scope, label key, label value) → selector groups and gateway bucket. Empty slots have `scope == -1`.
-struct LabelSlot: Sendable {
-    var hash: UInt64
-    var scope: Int32
-    /// Key then value bytes, here when they fit (`isInline`), else in the arena (`key`, `value`).
-    var isInline: Bool
-    var keyCount: UInt8
-    var valueCount: UInt8
-    var inlineText: (UInt64, UInt64, UInt64)
-    var key: ByteRun
-    var value: ByteRun
-    /// The first selector group filed under this label (`groups[firstGroupIndex]`, copied), then any others.
-    var firstGroupIndex: Int32
-    var firstGroup: GroupHot
-    var groupsStart: UInt32
-    var groupsEnd: UInt32
-    var gatewayBucket: Int32
-    /// A copy of `buckets[gatewayBucket]`.
-    var gateway: BucketHot
-    /// The default-deny text when the gateway's and the wide buckets' ALLOW policies are all that apply.
-    var gatewayReason: Int32
-
-    static let inlineCapacity = 24
-    static let inlineOffset = MemoryLayout<LabelSlot>.offset(of: \LabelSlot.inlineText)!
-}
-
-struct NamespaceSlot: Sendable {
-    var hash: UInt64
-    var name: ByteRun
-    var scope: Int32
-    /// A copy of `scopes[scope]`.
-    var data: ScopeHot
-}
-
 struct PeerHot: Sendable {
     var modeRaw: UInt8
     var portsStart: UInt32
@@ -858,12 +837,22 @@ enum MTLSModeCode {
     }
 }
 
+/// The best match of each deciding kind so far (record offsets, .max for none) and the reports.
 struct Verdicts {
     var custom = UInt32.max, customRank = UInt32.max
     var deny = UInt32.max, denyRank = UInt32.max
     var allow = UInt32.max, allowRank = UInt32.max
     var reports: [UInt32] = []
     var hasAllowPolicy = false
+    var touched: UInt32 = 0
+
+    /// Reads the first word of a match's `Decision.Details` (its immutable type pointer): the decision will
+    /// retain that object, and asking for its cache line now overlaps the miss with the rest of the
+    /// matching instead of taking it after.
+    @inline(__always)
+    mutating func touch(_ details: UnsafeRawPointer) {
+        touched &+= details.load(as: UInt32.self)
+    }
 }
 
 struct LabelView {

@@ -6,7 +6,8 @@
 ///
 ///     [0] category      [1] rank          [2] global rule index   [3] length of the record
 ///     [4] `to` clauses  [5] `from` clauses [6] offset of `from`    [7] offset of `when`
-///     [8] `when` checks  then the `to` clauses, the `from` clauses, the `when` checks
+///     [8] `when` checks  [9, 10] address of the rule's `Decision.Details` (set by `CompiledPolicySet.init`)
+///     then the `to` clauses, the `from` clauses, the `when` checks
 ///
 /// A rule is `to` (any clause, none = any) AND `from` (any clause) AND `when` (every check). A clause (a
 /// Source or an Operation) is `[check count, length]` then its checks, all of which must hold. A check is
@@ -67,6 +68,11 @@ enum RuleCategory: UInt32, Sendable {
     case dryRun
 }
 
+/// Words of a record before its clauses.
+let recordHeaderWords = 11
+/// Where a record holds its rule's `Decision.Details` address (two words).
+let recordDetailsWord = 9
+
 /// The frozen program: immutable raw memory, read by word and by byte.
 final class Program: @unchecked Sendable {
     // Written only in `init`; afterwards read-only, so sharing it between threads is safe.
@@ -86,6 +92,12 @@ final class Program: @unchecked Sendable {
 
     @inline(__always) func int64(_ word: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: word &* 4, as: UInt64.self) }
 
+    /// The `Decision.Details` of the rule whose record starts at `record` (kept alive by the compiled set).
+    @inline(__always)
+    func details(_ record: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(bitPattern: UInt(int64(record + recordDetailsWord)))!
+    }
+
     @inline(__always)
     func bytes(_ word: Int, _ count: Int) -> Bytes {
         Bytes(start: (base + word &* 4).assumingMemoryBound(to: UInt8.self), count: count)
@@ -103,7 +115,7 @@ struct ProgramBuilder {
     /// Appends the record of `rule`; returns its offset.
     mutating func emit(_ rule: Rule, policyNamespace: String, category: RuleCategory, rank: UInt32, global: UInt32) -> UInt32 {
         let start = words.count
-        words += [category.rawValue, rank, global, 0, UInt32(rule.to.count), UInt32(rule.from.count), 0, 0, UInt32(rule.when.count)]
+        words += [category.rawValue, rank, global, 0, UInt32(rule.to.count), UInt32(rule.from.count), 0, 0, UInt32(rule.when.count), 0, 0]
         for operation in rule.to { emitClause { $0.emit(operation) } }
         words[start + 6] = UInt32(words.count - start)
         for source in rule.from { emitClause { $0.emit(source, policyNamespace: policyNamespace) } }

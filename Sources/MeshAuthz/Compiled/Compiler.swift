@@ -21,6 +21,8 @@ struct Compiler {
     var peers: [PeerHot] = []
     var peerPorts: [PeerPort] = []
     var rootScope: Int32 = -1
+    /// The hash of each scope's namespace name (`namespaceSeed`): label slots are filed under it.
+    var namespaceHashes: [UInt64] = []
     var meshModeRaw = MTLSModeCode.permissive
     var meshDecidedBy: Int32 = -1
     var meshWideReason: Int32 = -1
@@ -177,6 +179,7 @@ struct Compiler {
             let scopeID = Int32(scopes.count)
             if namespace == root { rootScope = scopeID }
             namespaceSlots.append((namespace, scopeID))
+            namespaceHashes.append(Array(namespace.utf8).withUnsafeBufferPointer { hashBytes($0, seed: namespaceSeed) })
             var resolution = (meshModeRaw, meshDecidedBy)
             if draft.namespacePeerAuth >= 0 { resolution = apply(resolution, draft.namespacePeerAuth) }
             let wideAllow = (namespace == root ? [] : rootWideAllow) + enforcedAllow(draft.wide)
@@ -218,13 +221,12 @@ struct Compiler {
     private mutating func buildNamespaceTable(_ entries: [(String, Int32)]) {
         var capacity = 8
         while capacity < entries.count * 2 { capacity <<= 1 }
-        namespaceTable = Array(repeating: NamespaceSlot(hash: 0, name: .empty, scope: -1, data: .none), count: capacity)
+        namespaceTable = Array(repeating: .empty, count: capacity)
         for (name, scope) in entries {
-            let bytes = Array(name.utf8)
-            let hash = bytes.withUnsafeBufferPointer { hashBytes($0, seed: namespaceSeed) }
+            let hash = namespaceHashes[Int(scope)]
             var i = Int(truncatingIfNeeded: hash) & (capacity - 1)
             while namespaceTable[i].scope >= 0 { i = (i + 1) & (capacity - 1) }
-            namespaceTable[i] = NamespaceSlot(hash: hash, name: arena.add(bytes), scope: scope, data: scopes[Int(scope)])
+            namespaceTable[i] = NamespaceSlot(name: Array(name.utf8), hash: hash, scope: scope, data: scopes[Int(scope)], arena: &arena)
         }
     }
 
@@ -232,15 +234,15 @@ struct Compiler {
         var capacity = 8
         while capacity < slots.count * 2 { capacity <<= 1 }
         let emptyGroup = GroupHot(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1)
-        let empty = LabelSlot(hash: 0, scope: -1, isInline: false, keyCount: 0, valueCount: 0, inlineText: (0, 0, 0),
-                              key: .empty, value: .empty, firstGroupIndex: -1, firstGroup: emptyGroup, groupsStart: 0,
+        let empty = LabelSlot(hash: 0, scope: -1, isInline: false, keyCount: 0, valueCount: 0, text: (0, 0, 0, 0),
+                              firstGroupIndex: -1, firstGroup: emptyGroup, groupsStart: 0,
                               groupsEnd: 0, gatewayBucket: -1, gateway: .empty, gatewayReason: -1)
         labelTable = Array(repeating: empty, count: capacity)
         for (key, content) in slots.sorted(by: { ($0.key.scope, $0.key.key, $0.key.value) < ($1.key.scope, $1.key.key, $1.key.value) }) {
             let keyBytes = Array(key.key.utf8), valueBytes = Array(key.value.utf8)
             let labelHash = combineHash(keyBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelKeySeed) },
                                         valueBytes.withUnsafeBufferPointer { hashBytes($0, seed: labelValueSeed) })
-            let hash = combineHash(labelHash, UInt64(key.scope))
+            let hash = labelSlotHash(labelHash, namespaceHash: namespaceHashes[Int(key.scope)])
             maxGroupsPerSlot = max(maxGroupsPerSlot, content.groups.count)
             var slot = empty
             slot.hash = hash
@@ -249,7 +251,7 @@ struct Compiler {
                 slot.isInline = true
                 slot.keyCount = UInt8(keyBytes.count)
                 slot.valueCount = UInt8(valueBytes.count)
-                withUnsafeMutableBytes(of: &slot.inlineText) { raw in
+                withUnsafeMutableBytes(of: &slot.text) { raw in
                     raw.copyBytes(from: keyBytes + valueBytes)
                 }
             } else {

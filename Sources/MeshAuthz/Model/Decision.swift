@@ -28,24 +28,69 @@ public struct Decision: Sendable, Hashable {
 
     public var allowed: Bool
     public var stage: Stage
-    public var reason: String
-    /// The rule that settled the decision, when one did.
-    public var rule: RuleID?
     public var mtlsMode: MTLSMode
+    /// Reason, rule and reports live in one immutable shared object: a decision is then three bytes and
+    /// one reference, and returning one retains a single object instead of three or four strings and
+    /// arrays (each in its own cache line). The compiled matcher keeps one per rule and hands it out.
+    var details: Details
+
+    public var reason: String {
+        get { details.reason }
+        set { details = Details(reason: newValue, rule: details.rule, dryRun: details.dryRun, audit: details.audit) }
+    }
+    /// The rule that settled the decision, when one did.
+    public var rule: RuleID? {
+        get { details.rule }
+        set { details = Details(reason: details.reason, rule: newValue, dryRun: details.dryRun, audit: details.audit) }
+    }
     /// Dry-run policies whose rule matched (what they would have done).
-    public var dryRun: [Report]
+    public var dryRun: [Report] {
+        get { details.dryRun }
+        set { details = Details(reason: details.reason, rule: details.rule, dryRun: newValue, audit: details.audit) }
+    }
     /// AUDIT policies whose rule matched.
-    public var audit: [Report]
+    public var audit: [Report] {
+        get { details.audit }
+        set { details = Details(reason: details.reason, rule: details.rule, dryRun: details.dryRun, audit: newValue) }
+    }
 
     public init(allowed: Bool, stage: Stage, reason: String, rule: RuleID? = nil, mtlsMode: MTLSMode,
                 dryRun: [Report] = [], audit: [Report] = []) {
+        self.init(allowed: allowed, stage: stage, mtlsMode: mtlsMode,
+                  details: Details(reason: reason, rule: rule, dryRun: dryRun, audit: audit))
+    }
+
+    init(allowed: Bool, stage: Stage, mtlsMode: MTLSMode, details: Details) {
         self.allowed = allowed
         self.stage = stage
-        self.reason = reason
-        self.rule = rule
         self.mtlsMode = mtlsMode
-        self.dryRun = dryRun
-        self.audit = audit
+        self.details = details
+    }
+
+    /// What a decision says besides its verdict. Compared and hashed by value.
+    final class Details: Sendable, Hashable {
+        let reason: String
+        let rule: RuleID?
+        let dryRun: [Report]
+        let audit: [Report]
+
+        init(reason: String, rule: RuleID? = nil, dryRun: [Report] = [], audit: [Report] = []) {
+            self.reason = reason
+            self.rule = rule
+            self.dryRun = dryRun
+            self.audit = audit
+        }
+
+        static func == (a: Details, b: Details) -> Bool {
+            a === b || (a.reason == b.reason && a.rule == b.rule && a.dryRun == b.dryRun && a.audit == b.audit)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(reason)
+            hasher.combine(rule)
+            hasher.combine(dryRun)
+            hasher.combine(audit)
+        }
     }
 
     public static func notReady(_ why: String) -> Decision {
