@@ -150,21 +150,21 @@ if [ "${SKIP_HTTP:-0}" != 1 ]; then
         "$bench" --size "$HTTP_POLICIES" --write-policies "$policies" --write-wrk "$work/ext_authz.lua" \
             --write-wrk-check "$work/check.lua" --write-requests "$work/requests.tsv" >&2
         declare -A result
+        # measure NAME: both endpoints' wrk runs at 1 and 32 connections against the server just started.
+        measure() {
+            for c in 1 32; do
+                result[$1-ext-$c]=$(wrk_runs "$1-ext" "http://127.0.0.1:$port" "$work/ext_authz.lua" $c)
+                result[$1-check-$c]=$(wrk_runs "$1-check" "http://127.0.0.1:$port" "$work/check.lua" $c)
+            done
+            stop_server
+        }
         log "HTTP: C baseline on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
         start_server baseline taskset -c "$SERVER_CPU" "$out/baseline" 0 1
-        for c in 1 32; do
-            result[baseline-ext-$c]=$(wrk_runs baseline-ext "http://127.0.0.1:$port" "$work/ext_authz.lua" $c)
-            result[baseline-check-$c]=$(wrk_runs baseline-check "http://127.0.0.1:$port" "$work/check.lua" $c)
-        done
-        stop_server
+        measure baseline
         log "HTTP: meshauthz serve ($HTTP_POLICIES policies, --threads 1) on CPU $SERVER_CPU"
         start_server meshauthz taskset -c "$SERVER_CPU" "$bin/meshauthz" serve --policies "$policies" --listen 127.0.0.1:0 \
             --threads 1 --reload-interval 0
-        for c in 1 32; do
-            result[meshauthz-ext-$c]=$(wrk_runs meshauthz-ext "http://127.0.0.1:$port" "$work/ext_authz.lua" $c)
-            result[meshauthz-check-$c]=$(wrk_runs meshauthz-check "http://127.0.0.1:$port" "$work/check.lua" $c)
-        done
-        stop_server
+        measure meshauthz
         {
             echo "## 2. HTTP: meshauthz vs the C libmicrohttpd baseline (wrk)"
             echo
