@@ -44,6 +44,9 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Binds, listens and starts serving on background threads. Returns once the socket accepts connections.
     public func start() throws(HTTPServerError) {
+        // libmicrohttpd's manual asks applications to ignore SIGPIPE: a peer that closes early must cost an
+        // EPIPE on one connection, never the process (GnuTLS writes, or a client in the same process).
+        signal(SIGPIPE, SIG_IGN)
         try lock.withLock { () throws(HTTPServerError) in
             guard daemon == nil else { throw .alreadyStarted }
             let config = configuration

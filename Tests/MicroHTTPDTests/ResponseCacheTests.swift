@@ -84,3 +84,15 @@ import MicroHTTPD
         }
     }
 }
+
+@Suite struct SignalDispositionTests {
+    /// A client that closes early must not kill the process with SIGPIPE.
+    @Test func runningServerIgnoresSIGPIPE() throws {
+        try withServer(handler: { _ in HTTPResponse(status: 204) }) { _ in
+            var action = sigaction()
+            sigaction(SIGPIPE, nil, &action)
+            let ignored = unsafeBitCast(SIG_IGN, to: Int.self)
+            #expect(unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == ignored)
+        }
+    }
+}
