@@ -171,10 +171,16 @@ public final class API: Sendable {
     /// Decides under `state`, timing the engine and counting the result.
     @inline(__always)
     func decide(_ request: CheckRequest, _ state: PolicyState) -> Decision {
+        timed({ state.evaluate(request) }, allowed: \.allowed)
+    }
+
+    /// Runs an engine, recording its time and result in the metrics.
+    @inline(__always)
+    func timed<R>(_ evaluate: () -> R, allowed: (R) -> Bool) -> R {
         let started = monotonicNanoseconds()
-        let decision = state.evaluate(request)
-        metrics.recordDecision(allowed: decision.allowed, nanoseconds: monotonicNanoseconds() &- started)
-        return decision
+        let result = evaluate()
+        metrics.recordDecision(allowed: allowed(result), nanoseconds: monotonicNanoseconds() &- started)
+        return result
     }
 
     func logDecision(_ decision: Decision, _ request: CheckRequest, via endpoint: String) {

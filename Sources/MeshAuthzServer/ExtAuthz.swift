@@ -119,9 +119,7 @@ extension API {
                 if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
                 return Self.gatewayAnswer(decision)
             }
-            let started = monotonicNanoseconds()
-            let (decision, outcome) = loaded.engine.evaluate(question)
-            metrics.recordDecision(allowed: decision.allowed, nanoseconds: monotonicNanoseconds() &- started)
+            let (decision, outcome) = timed({ loaded.engine.evaluate(question) }, allowed: { $0.decision.allowed })
             if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
             // Answers without reports depend on the decision alone: built once per outcome, then reused.
             guard outcome >= 0 else { return Self.gatewayAnswer(decision) }
@@ -219,13 +217,7 @@ func parsePort(_ text: Bytes) -> Int? {
 
 /// `app=api-service,version=v1` (see `WorkloadLabels`); nil when an item has no `=` or an empty key.
 public func parseWorkloadLabels(_ text: String) -> [String: String]? {
-    var labels: [String: String] = [:]
-    let valid = Array(text.utf8).withUnsafeBufferPointer { bytes in
-        WorkloadLabels.forEach(bytes) { key, value in
-            labels[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-        }
-    }
-    return valid ? labels : nil
+    Array(text.utf8).withUnsafeBufferPointer(WorkloadLabels.dictionary)
 }
 
 extension Substring {

@@ -55,6 +55,11 @@ struct ForwardedClientCertTests {
     func principalOfTheLastElement(_ test: Case) {
         #expect(ForwardedClientCert.principal(fromHeader: test.header) == test.principal)
         #expect(ForwardedClientCert.principal(fromHeader: test.header[...]) == test.principal)
+        // The gateway path's byte form: the same principal, with `spiffe://` as policies match it.
+        let bytes = Array(test.header.utf8).withUnsafeBufferPointer { header in
+            ForwardedClientCert.withPrincipal(fromHeader: header) { $0.map { String(decoding: $0, as: UTF8.self) } }
+        }
+        #expect(bytes == test.principal.map(CheckRequest.Peer.withSPIFFEScheme))
     }
 
     struct Parse: Sendable, CustomTestStringConvertible {

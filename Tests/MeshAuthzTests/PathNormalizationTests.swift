@@ -123,6 +123,11 @@ struct PathNormalizationTests {
             #expect(result.fragment.map(String.init) == test.fragment)
         }
         #expect(PathNormalization.base(test.target) == result)
+        // The gateway path's byte form gives the same `path?query`.
+        let bytes = Array(test.target.utf8).withUnsafeBufferPointer { target in
+            PathNormalization.withBase(target) { $0.map { String(decoding: $0, as: UTF8.self) } }
+        }
+        #expect(bytes == result?.pathWithQuery)
     }
 
     @Test(arguments: cases.filter { $0.path != nil })

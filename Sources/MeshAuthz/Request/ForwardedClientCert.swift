@@ -79,15 +79,8 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// past a DENY rule keyed on it.
     public static func principal(fromHeader header: Substring) -> String? {
         var header = header
-        return header.withUTF8 { bytes -> String? in
-            guard let start = lastElementStart(bytes) else { return nil }
-            let element = UnsafeBufferPointer(rebasing: bytes[start...])
-            var uri: RawPair?
-            let wellFormed = scanElement(element) { pair in
-                if uri == nil && pair.keyIs("uri", in: element) { uri = pair }
-            }
-            guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return nil }
-            return uri.value(in: element)
+        return header.withUTF8 { bytes in
+            lastURI(bytes).map { element, uri in uri.value(in: element) }
         }
     }
 
@@ -95,17 +88,24 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// `spiffe://`, added when the `URI=` lacks it), nil when there is none. No copy in the usual case.
     public static func withPrincipal<R>(fromHeader bytes: UnsafeBufferPointer<UInt8>,
                                         _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
-        guard let start = lastElementStart(bytes) else { return body(nil) }
+        guard let (element, uri) = lastURI(bytes) else { return body(nil) }
+        let raw = UnsafeBufferPointer(rebasing: element[uri.valueStart..<uri.valueEnd])
+        if !uri.hasEscape && hasSPIFFEScheme(raw) { return body(raw) }
+        let principal = CheckRequest.Peer.withSPIFFEScheme(uri.value(in: element))
+        return Array(principal.utf8).withUnsafeBufferPointer { body($0) }
+    }
+
+    /// The last element and its first non-empty `URI=` pair; nil when the element is malformed or has none.
+    @inline(__always)
+    private static func lastURI(_ bytes: UnsafeBufferPointer<UInt8>) -> (UnsafeBufferPointer<UInt8>, RawPair)? {
+        guard let start = lastElementStart(bytes) else { return nil }
         let element = UnsafeBufferPointer(rebasing: bytes[start...])
         var uri: RawPair?
         let wellFormed = scanElement(element) { pair in
             if uri == nil && pair.keyIs("uri", in: element) { uri = pair }
         }
-        guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return body(nil) }
-        let raw = UnsafeBufferPointer(rebasing: element[uri.valueStart..<uri.valueEnd])
-        if !uri.hasEscape && hasSPIFFEScheme(raw) { return body(raw) }
-        let principal = CheckRequest.Peer.withSPIFFEScheme(uri.value(in: element))
-        return Array(principal.utf8).withUnsafeBufferPointer { body($0) }
+        guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return nil }
+        return (element, uri)
     }
 
     public static func principal(fromHeader header: String) -> String? {

@@ -53,11 +53,7 @@ public struct GatewayRequest {
         check.source.mtls = isMTLS
         check.source.ip = sourceIP
         check.destination.namespace = text(namespace)
-        var labels: [String: String] = [:]
-        _ = WorkloadLabels.forEach(workload) { key, value in
-            labels[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-        }
-        check.destination.labels = labels
+        check.destination.labels = WorkloadLabels.dictionary(workload) ?? [:]
         check.destination.port = port
         return check
     }
@@ -104,6 +100,15 @@ public enum WorkloadLabels {
     }
 
     public static func isValid(_ text: Bytes) -> Bool { forEach(text) { _, _ in } }
+
+    /// The labels as a dictionary; nil when the text is not valid.
+    public static func dictionary(_ text: Bytes) -> [String: String]? {
+        var labels: [String: String] = [:]
+        let valid = forEach(text) { key, value in
+            labels[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+        }
+        return valid ? labels : nil
+    }
 
     /// Upper bound of the number of items.
     static func maxCount(_ text: Bytes) -> Int {
