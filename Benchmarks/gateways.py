@@ -107,7 +107,9 @@ def http_filters(listener: dict) -> list:
 def bootstrap(pki, upstream_port: int, pdp_port: int, pdp_tls_port: int) -> str:
     """One Envoy, four listeners, built from the examples as rendered."""
     xfcc = yaml.safe_load(gw.render(gw.EXAMPLES / "envoy" / "envoy-xfcc.yaml", dict(
-        LISTEN_PORT=0, ADMIN_PORT=0, UPSTREAM_PORT=upstream_port, MESHAUTHZ_PORT=pdp_port)))
+        LISTEN_PORT=0, ADMIN_PORT=0, UPSTREAM_PORT=upstream_port, MESHAUTHZ_PORT=pdp_port,
+        # wrk connects from 127.0.0.1: the trusted front proxy's chain (the first) is the one measured.
+        TRUSTED_FRONT_PROXY_ADDRESS="127.0.0.1", TRUSTED_FRONT_PROXY_PREFIX_LEN=32)))
     mtls = yaml.safe_load(gw.render(gw.EXAMPLES / "envoy" / "envoy-mtls.yaml", dict(
         LISTEN_PORT=0, ADMIN_PORT=0, UPSTREAM_PORT=upstream_port, MESHAUTHZ_PORT=pdp_tls_port,
         INGRESS_CERT=pki["ingress"].cert, INGRESS_KEY=pki["ingress"].key, CLIENT_CA=pki["ca"].ca_path,

@@ -9,16 +9,24 @@ import Darwin
 import MeshAuthz
 import MicroHTTPD
 
-/// How `/ext_authz` fills in what the gateway does not say.
-public struct ExtAuthzDefaults: Sendable {
-    /// Destination namespace when there is no `x-authz-namespace` header (nil: none).
+/// How requests are read: the gateway convention of `/ext_authz`, the destination it uses when the gateway
+/// names none, and the path normalization every entry point applies (`serve --gateway`,
+/// `--default-namespace`, `--default-workload`, `--path-normalization`).
+public struct RequestReading: Sendable {
+    public var convention: GatewayConvention
+    /// Destination namespace when there is no `x-authz-namespace` header; nil: none, and such a request is refused.
     public var namespace: String?
-    /// Destination workload labels when there is no `x-authz-workload` header.
-    public var labels: [String: String]
+    /// Destination workload labels when there is no `x-authz-workload` header; nil: none, and such a
+    /// request is refused (an empty map is a configured workload with no labels).
+    public var labels: [String: String]?
+    public var pathNormalization: PathNormalizationMode
 
-    public init(namespace: String? = nil, labels: [String: String] = [:]) {
+    public init(convention: GatewayConvention = .any, namespace: String? = nil, labels: [String: String]? = nil,
+                pathNormalization: PathNormalizationMode = .base) {
+        self.convention = convention
         self.namespace = namespace
         self.labels = labels
+        self.pathNormalization = pathNormalization
     }
 }
 
@@ -30,30 +38,31 @@ public struct ExtAuthzDefaults: Sendable {
 public final class API: Sendable {
     public let store: PolicyStore
     public let metrics: Metrics
-    public let defaults: ExtAuthzDefaults
+    public let reading: RequestReading
     public let trust: ForwardedTrust
     let logger: Logger
     let logDecisions: Bool
-    /// `defaults` as the bytes the gateway path reads.
+    /// The configured destination as the bytes the gateway path reads.
     private let defaultNamespaceBytes: ConstantBytes?
-    private let defaultWorkloadBytes: ConstantBytes
+    private let defaultWorkloadBytes: ConstantBytes?
 
-    public init(store: PolicyStore, metrics: Metrics, defaults: ExtAuthzDefaults = ExtAuthzDefaults(),
+    public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
                 trust: ForwardedTrust = ForwardedTrust(), logger: Logger, logDecisions: Bool = false) {
         self.store = store
         self.metrics = metrics
-        self.defaults = defaults
+        self.reading = reading
         self.trust = trust
         self.logger = logger
         self.logDecisions = logDecisions
-        defaultNamespaceBytes = defaults.namespace.map(ConstantBytes.init)
+        defaultNamespaceBytes = reading.namespace.map(ConstantBytes.init)
         // Sorted so that the text (and a decision's explanation) does not depend on dictionary order.
-        defaultWorkloadBytes = ConstantBytes(defaults.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            .joined(separator: ","))
+        defaultWorkloadBytes = reading.labels.map { labels in
+            ConstantBytes(labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+        }
     }
 
     var defaultNamespace: UnsafeBufferPointer<UInt8>? { defaultNamespaceBytes?.bytes }
-    var defaultWorkload: UnsafeBufferPointer<UInt8> { defaultWorkloadBytes.bytes }
+    var defaultWorkload: UnsafeBufferPointer<UInt8>? { defaultWorkloadBytes?.bytes }
 
     /// The server's handler.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
@@ -154,17 +163,37 @@ public final class API: Sendable {
                 body = .batch(many)
             }
         }
+        // Judged on the path the destination's proxy would see (the same normalization as /ext_authz).
+        let requests: [CheckRequest]
         switch body {
-        case .single(let one):
-            let decision = store.withCurrent { decide(one, $0) }
-            if logDecisions { logDecision(decision, one, via: "/v1/check") }
-            return HTTPResponse.json(bytes: decision.jsonBytes)
-        case .batch(let many):
-            let decisions = store.withCurrent { state in many.map { decide($0, state) } }
-            if logDecisions {
-                for (one, decision) in zip(many, decisions) { logDecision(decision, one, via: "/v1/check") }
+        case .single(let one): requests = [one]
+        case .batch(let many): requests = many
+        }
+        var prepared: [(request: CheckRequest, normalizedPath: String?)] = []
+        prepared.reserveCapacity(requests.count)
+        do {
+            for (position, one) in requests.enumerated() {
+                let element: Int? = if case .batch = body { position } else { nil }
+                prepared.append(try one.normalizingPath(reading.pathNormalization, element: element))
             }
-            return HTTPResponse.json(bytes: Decision.jsonBytes(decisions))
+        } catch {
+            return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
+        }
+        let answers = store.withCurrent { state in
+            prepared.map { one in
+                let decision = decide(one.request, state)
+                // Only "nothing applies" decisions can come from a destination nothing applies to.
+                let warnings = decision.stage == .noAllowPolicy
+                    ? state.loaded?.policySet.destinationWarnings(one.request.destination) ?? [] : []
+                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings)
+            }
+        }
+        if logDecisions {
+            for (one, answer) in zip(prepared, answers) { logDecision(answer.decision, one.request, via: "/v1/check") }
+        }
+        switch body {
+        case .single: return HTTPResponse.json(bytes: answers[0].jsonBytes)
+        case .batch: return HTTPResponse.json(bytes: CheckAnswer.jsonBytes(answers))
         }
     }
 

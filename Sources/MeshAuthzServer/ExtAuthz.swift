@@ -4,24 +4,23 @@ import MicroHTTPD
 /// `/ext_authz`: the gateway entry point, any method. 200 allows, 403 denies, never anything else for a
 /// request that reached the handler (nginx turns any other code into a 500; Envoy allows only on 200).
 ///
-/// The original request:
-/// - `/ext_authz/<rest>` (Envoy ext_authz HTTP, `path_prefix: /ext_authz`): `<method> /<rest>`, query
-///   included, Host = the original host. The `X-Original-*` / `X-Forwarded-*` headers are ignored.
-/// - bare `/ext_authz` with `X-Original-URI` (nginx `auth_request`): method from `X-Original-Method`
-///   (else the request's own), host from `Host`.
-/// - bare `/ext_authz` with `X-Forwarded-Uri` (Traefik `forwardAuth`): method from `X-Forwarded-Method`,
-///   host from `X-Forwarded-Host` (else `Host`).
-/// An empty header counts as absent (nginx removes a header by setting it to "").
+/// Where each fact of the original request is read depends on the gateway convention (`serve --gateway`,
+/// `GatewayConvention` has the table): `/ext_authz/<rest>` is Envoy's, a bare `/ext_authz` with
+/// `X-Original-URI` nginx's, with `X-Forwarded-Uri` Traefik's; a request mixing them, repeating a header
+/// meshauthz reads, or with a method that is not an upper-case token is refused (403 with the reason).
 ///
-/// The target goes through `PathNormalization.base` (Istio's default BASE normalization; a no-op on a
-/// path Envoy already normalized), so the same request gets the same decision through every gateway.
+/// The target goes through the configured path normalization (`serve --path-normalization`, Istio's
+/// `BASE` by default; a no-op on a path Envoy already normalized), so the same request gets the same
+/// decision through every gateway and through `/v1/check`.
 ///
-/// The caller: `URI=` of the last element of `x-forwarded-client-cert` (mTLS exactly when there is one);
-/// `source.ip` from `x-authz-source-ip`, else the TCP peer. Both only from a trusted forwarder
-/// (`ForwardedTrust`: loopback by default); from another peer they are ignored. The destination: `x-authz-namespace`,
-/// `x-authz-workload` (`k=v,k=v`), `x-authz-port`, defaulting to `serve --default-namespace` /
-/// `--default-workload`. Every other header (names lower-cased, repeated ones joined with `,`) is a
-/// request header for `request.headers[...]` conditions.
+/// The caller (`URI=` of the last element of `x-forwarded-client-cert`, mTLS exactly when there is one) and
+/// `x-authz-source-ip` are believed only from a trusted forwarder (`ForwardedTrust`: loopback by default);
+/// from another peer they are ignored and `source.ip` is the TCP peer. The destination is
+/// `x-authz-namespace`, `x-authz-workload` (`k=v,k=v`) and `x-authz-port`, else `serve --default-namespace` /
+/// `--default-workload`; a request whose destination is neither named nor configured is refused: there is
+/// no implicit destination (a namespace where no policy applies would allow everything). Every other
+/// header (names lower-cased, repeated ones joined with `,`) is a request header for
+/// `request.headers[...]` conditions.
 ///
 /// No Foundation, no JSON parsing, no regular expressions on this path.
 extension API {
@@ -32,82 +31,76 @@ extension API {
             withUnsafeTemporaryAllocation(of: HeaderField.self, capacity: max(fields.count, 1)) { kept in
                 var h = GatewayHeaders()
                 var count = 0
-                for field in fields where h.read(field) {
+                for field in fields where h.read(name: field.name, value: field.value) {
+                    precondition(count < kept.count, "more kept headers than headers")
                     (kept.baseAddress! + count).initialize(to: HeaderField(name: field.name, value: field.value))
                     count += 1
                 }
-                return extAuthz(request, forwardedPathAt: forwardedPathAt, h, UnsafeBufferPointer(rebasing: kept[..<count]))
-            }
-        }
-    }
-
-    private func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?, _ h: GatewayHeaders,
-                          _ headers: UnsafeBufferPointer<HeaderField>) -> HTTPResponse {
-        // The original request: method, target and host by the caller's convention.
-        var target: Bytes
-        var method: Bytes?
-        var host = h.host
-        if forwardedPathAt != nil {
-            target = Bytes(start: nil, count: 0)  // set below, from the raw target
-        } else if let uri = h.originalURI {
-            target = uri
-            method = h.originalMethod
-        } else if let uri = h.forwardedURI {
-            target = uri
-            method = h.forwardedMethod
-            host = h.forwardedHost ?? h.host
-        } else {
-            return Self.gatewayError(
-                "no original request: call /ext_authz/<path>, or send X-Original-URI or X-Forwarded-Uri",
-                field: "X-Original-URI")
-        }
-        var ownMethod = request.method
-        var rawTarget = request.rawTarget
-        return rawTarget.withUTF8 { own in
-            if let start = forwardedPathAt { target = Bytes(rebasing: own[start...]) }
-            return ownMethod.withUTF8 { requestMethod in
-                PathNormalization.withBase(target) { normalized in
-                    guard let normalized else {
-                        return Self.gatewayError("the request target is not a valid origin-form path (Envoy would refuse it)",
-                                                 field: "path")
+                let headers = UnsafeBufferPointer(rebasing: kept[..<count])
+                var ownMethod = request.method
+                var rawTarget = request.rawTarget
+                return rawTarget.withUTF8 { own in
+                    ownMethod.withUTF8 { method in
+                        let forwarded = forwardedPathAt.map { Bytes(rebasing: own[$0...]) }
+                        switch h.resolve(reading.convention, ownMethod: method, forwardedTarget: forwarded) {
+                        case .failure(let refusal): return Self.gatewayError(refusal.message, field: refusal.field)
+                        case .success(let facts): return judge(request, facts, headers)
+                        }
                     }
-                    return judge(request, h, GatewayRequest(
-                        method: method ?? requestMethod, target: normalized, host: host, principal: nil, isMTLS: false,
-                        sourceIP: nil, namespace: h.namespace ?? defaultNamespace, workload: h.workload ?? defaultWorkload,
-                        port: nil, headers: headers))
                 }
             }
         }
     }
 
-    /// The caller (believed from a trusted forwarder only, see `ForwardedTrust`) and the destination, then
-    /// the decision and its answer.
-    private func judge(_ request: HTTPRequest, _ h: GatewayHeaders, _ question: GatewayRequest) -> HTTPResponse {
-        var question = question
-        let peerIP = request.peerIP.map { IPAddress(high: $0.high, low: $0.low, isV4: $0.isV4) }
-        let trusted = (h.xfcc != nil || h.sourceIP != nil)
-            && trust.believes(peerIP: peerIP, peerIdentities: { request.peerCertificateURISANs })
-        question.sourceIP = peerIP
-        if trusted, let text = h.sourceIP {
-            guard let ip = IPAddress(String(decoding: text, as: UTF8.self)) else {
-                return Self.gatewayError("x-authz-source-ip is not an IP address", field: "x-authz-source-ip")
-            }
-            question.sourceIP = ip
+    /// The destination, the caller (believed from a trusted forwarder only, see `ForwardedTrust`), the
+    /// normalized target, then the decision and its answer.
+    private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest,
+                       _ headers: UnsafeBufferPointer<HeaderField>) -> HTTPResponse {
+        guard let namespace = facts.namespace ?? defaultNamespace else {
+            return Self.gatewayError(
+                "no destination namespace: the gateway sends none (x-authz-namespace) and serve has no --default-namespace",
+                field: "x-authz-namespace")
         }
-        if h.workload != nil && !WorkloadLabels.isValid(question.workload) {
+        guard let workload = facts.workload ?? defaultWorkload else {
+            return Self.gatewayError(
+                "no destination workload: the gateway sends none (x-authz-workload) and serve has no --default-workload",
+                field: "x-authz-workload")
+        }
+        if facts.workload != nil && !WorkloadLabels.isValid(workload) {
             return Self.gatewayError("x-authz-workload must be k=v pairs separated by commas", field: "x-authz-workload")
         }
-        if let text = h.port {
-            guard let port = parsePort(text) else {
+        var port: Int?
+        if let text = facts.port {
+            guard let value = parsePort(text) else {
                 return Self.gatewayError("x-authz-port must be a port number (0-65535)", field: "x-authz-port")
             }
-            question.port = port
+            port = value
         }
-        guard trusted, let xfcc = h.xfcc else { return answer(question) }
-        return ForwardedClientCert.withPrincipal(fromHeader: xfcc) { principal in
-            question.principal = principal
-            question.isMTLS = principal != nil
-            return answer(question)
+        let peerIP = request.peerIP.map { IPAddress(high: $0.high, low: $0.low, isV4: $0.isV4) }
+        let trusted = (facts.xfcc != nil || facts.sourceIP != nil)
+            && trust.believes(peerIP: peerIP, peerIdentities: { request.peerCertificateURISANs })
+        var sourceIP = peerIP
+        if trusted, let text = facts.sourceIP {
+            guard let ip = IPAddress(String(decoding: text, as: UTF8.self)) else {
+                return Self.gatewayError("the forwarded source address is not an IP address",
+                                         field: facts.convention == .traefik ? "X-Forwarded-For" : "x-authz-source-ip")
+            }
+            sourceIP = ip
+        }
+        return PathNormalization.with(reading.pathNormalization, facts.target) { normalized in
+            guard let normalized else {
+                return Self.gatewayError("the request target is not a valid origin-form path (Envoy would refuse it)",
+                                         field: "path")
+            }
+            var question = GatewayRequest(
+                method: facts.method, target: normalized, host: facts.host, principal: nil, isMTLS: false,
+                sourceIP: sourceIP, namespace: namespace, workload: workload, port: port, headers: headers)
+            guard trusted, let xfcc = facts.xfcc else { return answer(question) }
+            return ForwardedClientCert.withPrincipal(fromHeader: xfcc) { principal in
+                question.principal = principal
+                question.isMTLS = principal != nil
+                return answer(question)
+            }
         }
     }
 
@@ -154,55 +147,6 @@ extension API {
 }
 
 typealias Bytes = UnsafeBufferPointer<UInt8>
-
-/// The headers `/ext_authz` reads itself, found in one pass over the request's headers (as bytes,
-/// borrowed from libmicrohttpd for the handler call). An empty value counts as absent.
-struct GatewayHeaders {
-    var host: Bytes?
-    var xfcc: Bytes?
-    var namespace: Bytes?
-    var workload: Bytes?
-    var port: Bytes?
-    var sourceIP: Bytes?
-    var originalMethod: Bytes?
-    var originalURI: Bytes?
-    var forwardedMethod: Bytes?
-    var forwardedURI: Bytes?
-    var forwardedHost: Bytes?
-
-    /// Notes `field` if it is one of ours; false for the PDP's own inputs (`x-authz-*`), which are not
-    /// headers of the original request.
-    @inline(__always)
-    mutating func read(_ field: HTTPHeaderField) -> Bool {
-        let name = field.name
-        let value: Bytes? = field.value.isEmpty ? nil : field.value
-        switch name.count {
-        case 4 where name.isLowercase("host"): host = value
-        case 12 where name.isLowercase("x-authz-port"): port = value; return false
-        case 14 where name.isLowercase("x-original-uri"): originalURI = value
-        case 15 where name.isLowercase("x-forwarded-uri"): forwardedURI = value
-        case 16 where name.isLowercase("x-authz-workload"): workload = value; return false
-        case 16 where name.isLowercase("x-forwarded-host"): forwardedHost = value
-        case 17 where name.isLowercase("x-authz-namespace"): namespace = value; return false
-        case 17 where name.isLowercase("x-authz-source-ip"): sourceIP = value; return false
-        case 17 where name.isLowercase("x-original-method"): originalMethod = value
-        case 18 where name.isLowercase("x-forwarded-method"): forwardedMethod = value
-        case 23 where name.isLowercase("x-forwarded-client-cert"): xfcc = value
-        default: break
-        }
-        return true
-    }
-}
-
-extension UnsafeBufferPointer where Element == UInt8 {
-    /// ASCII case-insensitive equality with a lower-case name of the same length.
-    @inline(__always)
-    func isLowercase(_ lower: StaticString) -> Bool {
-        let expected = lower.utf8Start
-        for i in 0..<count where (self[i] &- 65 < 26 ? self[i] | 0x20 : self[i]) != expected[i] { return false }
-        return true
-    }
-}
 
 /// A decimal port, 0-65535.
 func parsePort(_ text: Bytes) -> Int? {

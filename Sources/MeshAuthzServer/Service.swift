@@ -16,7 +16,7 @@ public struct ServeConfiguration: Sendable {
     public var host: String
     public var port: UInt16
     public var mesh: MeshOptions
-    public var defaults: ExtAuthzDefaults
+    public var reading: RequestReading
     public var engine: EngineKind
     /// Seconds between looks at the policy directory; 0 disables polling (SIGHUP still reloads).
     public var reloadInterval: Double
@@ -31,7 +31,7 @@ public struct ServeConfiguration: Sendable {
     /// A second, plaintext listener for `/healthz`, `/readyz` and `/metrics` only (probes, scrapers).
     public var probeListener: (host: String, port: UInt16)?
 
-    public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, defaults: ExtAuthzDefaults,
+    public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, reading: RequestReading,
                 engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
                 threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20,
                 trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
@@ -40,7 +40,7 @@ public struct ServeConfiguration: Sendable {
         self.host = host
         self.port = port
         self.mesh = mesh
-        self.defaults = defaults
+        self.reading = reading
         self.engine = engine
         self.reloadInterval = reloadInterval
         self.logDecisions = logDecisions
@@ -89,7 +89,7 @@ public enum Service {
                                 store: store, metrics: metrics, logger: logger)
         reloader.poll()
 
-        let api = API(store: store, metrics: metrics, defaults: config.defaults, trust: config.trust, logger: logger,
+        let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, logger: logger,
                       logDecisions: config.logDecisions)
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(

@@ -13,6 +13,8 @@ struct Check: ParsableCommand {
 
     @OptionGroup var policyOptions: PolicyOptions
 
+    @OptionGroup var normalization: NormalizationOptions
+
     @Option(name: .long, help: ArgumentHelp("Request JSON file (default: standard input; - too).", valueName: "file"))
     var request: String?
 
@@ -52,18 +54,32 @@ struct Check: ParsableCommand {
             throw ExitCode(2)
         }
 
+        let requests: [CheckRequest]
+        switch body {
+        case .single(let one): requests = [one]
+        case .batch(let many): requests = many
+        }
+        var answers: [CheckAnswer] = []
         let evaluator = (EngineKind(rawValue: engine) ?? .compiled).makeEngine(set)
-        let allowed: Bool
+        for (position, one) in requests.enumerated() {
+            let prepared: (request: CheckRequest, normalizedPath: String?)
+            do {
+                let element: Int? = if case .batch = body { position } else { nil }
+                prepared = try one.normalizingPath(normalization.pathNormalization, element: element)
+            } catch {
+                printError("meshauthz check: bad request: \(error.description)")
+                throw ExitCode(2)
+            }
+            let decision = evaluator.evaluate(prepared.request)
+            let warnings = decision.stage == .noAllowPolicy ? set.destinationWarnings(prepared.request.destination) : []
+            for warning in warnings { printError("meshauthz check: warning: \(warning)") }
+            answers.append(CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath, warnings: warnings))
+        }
+        let allowed = answers.allSatisfy(\.decision.allowed)
         var output: [UInt8]
         switch body {
-        case .single(let one):
-            let decision = evaluator.evaluate(one)
-            allowed = decision.allowed
-            output = decision.jsonBytes
-        case .batch(let many):
-            let decisions = many.map(evaluator.evaluate)
-            allowed = decisions.allSatisfy(\.allowed)
-            output = Decision.jsonBytes(decisions)
+        case .single: output = answers[0].jsonBytes
+        case .batch: output = CheckAnswer.jsonBytes(answers)
         }
         output.append(0x0A)
         writeStandardOutput(output)

@@ -32,6 +32,17 @@ struct PolicyOptions: ParsableArguments {
     var mesh: MeshOptions { MeshOptions(rootNamespace: rootNamespace, trustDomain: trustDomain) }
 }
 
+/// How request paths are normalized before they are judged (`serve`, `check`).
+struct NormalizationOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Path normalization before matching, as Istio's meshConfig.pathNormalization: none, base, merge-slashes, decode-and-merge-slashes (the safe choice when backends decode %2F).",
+        valueName: "mode"))
+    var pathNormalization: PathNormalizationMode = .base
+}
+
+extension PathNormalizationMode: ExpressibleByArgument {}
+extension GatewayConvention: ExpressibleByArgument {}
+
 /// Writes to standard error without stdio's global state.
 func printError(_ text: String) {
     var line = text

@@ -19,14 +19,21 @@ struct Serve: ParsableCommand {
     var listen: String = "127.0.0.1:8080"
 
     @Option(name: .long, help: ArgumentHelp(
-        "/ext_authz: destination namespace when the request has no x-authz-namespace header (empty: none).",
+        "/ext_authz: destination namespace when the request has no x-authz-namespace header (none by default: such a request is denied).",
         valueName: "namespace"))
-    var defaultNamespace: String = "default"
+    var defaultNamespace: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "/ext_authz: destination workload labels (k=v,k=v) when the request has no x-authz-workload header.",
+        "/ext_authz: destination workload labels (k=v,k=v; \"\" for none) when the request has no x-authz-workload header (none by default: such a request is denied).",
         valueName: "labels"))
-    var defaultWorkload: String = ""
+    var defaultWorkload: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "/ext_authz: the gateway convention this listener serves (envoy, nginx, traefik, or any: detected per request, mixed conventions denied).",
+        valueName: "convention"))
+    var gateway: GatewayConvention = .any
+
+    @OptionGroup var normalization: NormalizationOptions
 
     @Flag(name: .long, help: "Log every decision (result, stage, rule id, method, path, principal).")
     var logDecisions = false
@@ -78,9 +85,10 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         _ = try parseListen(listen)
-        guard parseWorkloadLabels(defaultWorkload) != nil else {
+        if let defaultWorkload, parseWorkloadLabels(defaultWorkload) == nil {
             throw ValidationError("--default-workload must be k=v pairs separated by commas, not \"\(defaultWorkload)\"")
         }
+        if defaultNamespace?.isEmpty == true { throw ValidationError("--default-namespace must not be empty") }
         guard EngineKind(rawValue: engine) != nil else {
             throw ValidationError("--engine must be one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -114,8 +122,9 @@ struct Serve: ParsableCommand {
         let (host, port) = try parseListen(listen)
         let config = ServeConfiguration(
             policyDirectory: policyOptions.policies, host: host, port: port, mesh: policyOptions.mesh,
-            defaults: ExtAuthzDefaults(namespace: defaultNamespace.isEmpty ? nil : defaultNamespace,
-                                       labels: parseWorkloadLabels(defaultWorkload) ?? [:]),
+            reading: RequestReading(convention: gateway, namespace: defaultNamespace,
+                                    labels: defaultWorkload.flatMap(parseWorkloadLabels),
+                                    pathNormalization: normalization.pathNormalization),
             engine: EngineKind(rawValue: engine) ?? .compiled,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
             connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,

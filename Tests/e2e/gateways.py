@@ -231,12 +231,15 @@ class Response:
 
 
 def send(port: int, method: str, target: str, headers: dict | None = None, body: bytes | str | None = None,
-         tls: ssl.SSLContext | None = None, host: str = "api.example.com", timeout: float = REQUEST_TIMEOUT) -> Response:
-    """One request on a fresh connection; the target is sent byte for byte (no re-quoting, no dot-segment removal)."""
+         tls: ssl.SSLContext | None = None, host: str = "api.example.com", timeout: float = REQUEST_TIMEOUT,
+         source: str | None = None) -> Response:
+    """One request on a fresh connection; the target is sent byte for byte (no re-quoting, no dot-segment removal).
+    `source`: the local loopback address to connect from (127.0.0.2 plays the trusted front proxy)."""
+    bind = (source, 0) if source else None
     if tls is None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout, source_address=bind)
     else:
-        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=tls)
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=tls, source_address=bind)
     try:
         conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)

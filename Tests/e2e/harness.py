@@ -16,7 +16,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "Tests" / "fixtures"
-CASE_DIRS = ("conformance", "oracle", "local")
+CASE_DIRS = ("conformance", "oracle", "local", "istio-integration")
 REQUEST_KEYS = ("source", "destination", "request", "connection")
 LISTENING = re.compile(r"listening on http://([0-9.]+):([0-9]+)")
 START_TIMEOUT = 30.0

@@ -55,9 +55,9 @@ def test_case_files_present():
     assert len(CASES) >= 275 * len(ENGINES)
 
 
-@pytest.mark.parametrize("name", ["conformance", "oracle"])
+@pytest.mark.parametrize("name", ["conformance", "oracle", "istio-integration"])
 def test_fixtures_are_copies_of_the_shared_cases(name):
-    """Tests/fixtures/{conformance,oracle} are copies of ../shared/*: refresh them when the shared ones change."""
+    """Tests/fixtures/{conformance,oracle,istio-integration} are copies of ../shared/*: refresh them when the shared ones change."""
     shared = harness.ROOT.parent / "shared" / name
     if not shared.is_dir():
         pytest.skip(f"{shared} is not beside this checkout")

@@ -116,10 +116,17 @@ def test_destination_headers_override_the_defaults(gw):
 
 
 def test_destination_without_defaults(start_server):
+    """Issue 7 #5: no --default-* flags and no x-authz-* headers used to judge against namespace `default` with no
+    labels, where no policy applies: DELETE was allowed. There is no implicit destination any more."""
     s = start_server(GATEWAY_SET)
-    # no --default-* flags and no x-authz-* headers: no workload is selected, so api-policy does not apply
-    assert_allowed(raw_request(s, "DELETE", "/ext_authz/api/users"))
+    r = raw_request(s, "DELETE", "/ext_authz/api/users")
+    assert_denied(r)
+    assert "no destination namespace" in r.getheader("x-meshauthz-reason")
+    r = raw_request(s, "DELETE", "/ext_authz/api/users", {"x-authz-namespace": "default"})
+    assert_denied(r)
+    assert "no destination workload" in r.getheader("x-meshauthz-reason")
     assert_denied(raw_request(s, "DELETE", "/ext_authz/api/users", DEST))
+    assert_allowed(raw_request(s, "GET", "/ext_authz/api/users", dict(DEST, **{"x-forwarded-client-cert": XFCC_FRONTEND})))
 
 
 # -- nginx: auth_request with X-Original-* ----------------------------------------------------------
@@ -149,12 +156,21 @@ def test_traefik_forwarded_headers(gw):
     assert_denied(raw_request(gw, "GET", "/ext_authz", h))
 
 
-def test_traefik_with_client_cert(gw):
+@pytest.mark.parametrize("header,value", [
+    ("x-forwarded-client-cert", XFCC_FRONTEND),
+    ("x-authz-namespace", "other"),
+    ("x-authz-workload", "app=x"),
+    ("x-authz-port", "9090"),
+    ("x-authz-source-ip", "10.1.2.3"),
+])
+def test_traefik_refuses_what_a_client_could_have_set(gw, header, value):
+    """Traefik's forwardAuth copies the client's headers by default: under its convention no header can carry
+    the caller's identity or the destination (issue 7 #2), so one that is present is refused, not believed."""
     h = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/users", "X-Forwarded-Host": "api.example.com",
-         "x-forwarded-client-cert": XFCC_FRONTEND}
-    assert_allowed(raw_request(gw, "GET", "/ext_authz", h), "default/api-policy")
-    h["X-Forwarded-Method"] = "PUT"
-    assert_denied(raw_request(gw, "GET", "/ext_authz", h))
+         header: value}
+    r = raw_request(gw, "GET", "/ext_authz", h)
+    assert_denied(r)
+    assert header in r.getheader("x-meshauthz-reason")
 
 
 # -- x-forwarded-client-cert parsing ----------------------------------------------------------------

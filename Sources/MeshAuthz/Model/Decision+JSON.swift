@@ -8,6 +8,11 @@
 /// Keys always appear, in this order; `openapi.yaml` describes the same shape.
 extension Decision {
     public func writeJSON(into writer: inout JSONWriter) {
+        writeJSON(into: &writer, closing: true)
+    }
+
+    /// `closing: false` leaves the object open for more members (`CheckAnswer`).
+    func writeJSON(into writer: inout JSONWriter, closing: Bool) {
         // A fixed shape, written as fixed fragments around the escaped values (this is on every answer of
         // `/v1/check` and `/ext_authz`).
         writer.beginObject()
@@ -48,7 +53,7 @@ extension Decision {
             writer.appendRaw("}")
         }
         writer.appendRaw("]")
-        writer.endObject()
+        if closing { writer.endObject() }
     }
 
     public var jsonBytes: [UInt8] {

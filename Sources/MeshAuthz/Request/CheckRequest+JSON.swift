@@ -58,11 +58,12 @@ extension CheckRequest {
     ///      "request": {"method": str, "path": str, "host": str, "headers": {str: str}, "claims": {...}},
     ///      "connection": {"sni": str}}
     ///
-    /// Every key is optional and `null` means absent; any other key, or a value of another type, is an
-    /// error naming the field. Choices made here:
-    /// - `port` is judged by its value, since a JSON number has no separate integer type: it must be
-    ///   integral and within 0...65535, so `8080`, `8080.0` and `8.08e3` are port 8080 and `-0` is
-    ///   port 0, while `80.5`, `-1` and `70000` are errors;
+    /// Every key is optional and a `null` field value means absent (the four parts themselves must be
+    /// objects when present); any other key, or a value of another type, is an error naming the field.
+    /// Choices made here:
+    /// - `port` is written as decimal digits within 0...65535: `8080.0`, `8.08e3`, `-0`, `80.5`, `-1` and
+    ///   `70000` are errors;
+    /// - `method` is an upper-case token (`[A-Z]+`), as Envoy requires: `delete` or `GET ` is an error;
     /// - IP addresses must parse with `IPAddress` (dotted IPv4 without leading zeros, or IPv6);
     /// - `principal` must not be empty (an empty one would read as the principal `spiffe://`: omit it
     ///   or send `null` for "no principal");
@@ -124,6 +125,19 @@ extension CheckRequest {
             throw RequestError.invalidRequest("\"\(text)\" is not an IPv4 or IPv6 address", field: field())
         }
         return address
+    }
+
+    /// A port is written as plain decimal digits: `8080`, not `8080.0`, `8.08e3` or `-0` (a JSON number
+    /// has no integer type, but a port written otherwise is more likely a bug than a port).
+    static func requireDigits(_ lexeme: UnsafeBufferPointer<UInt8>, _ field: @autoclosure () -> String) throws(RequestError) {
+        var digits = lexeme[...]
+        while let last = digits.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { digits = digits.dropLast() }
+        while let first = digits.first, first == 0x20 || first == 0x09 || first == 0x0A || first == 0x0D { digits = digits.dropFirst() }
+        if digits.elementsEqual("null".utf8) { return }
+        guard !digits.isEmpty, digits.allSatisfy({ $0 &- 0x30 < 10 }) else {
+            throw RequestError.invalidRequest(
+                "a port is written as decimal digits, not \"\(String(decoding: digits, as: UTF8.self))\"", field: field())
+        }
     }
 
     static func optionalPort(_ value: JSONValue, _ field: @autoclosure () -> String) throws(RequestError) -> Int? {
@@ -254,14 +268,14 @@ struct RequestBodyDecoder {
         members.record(name, CheckRequest.unknownField(field(name), expected: expected))
     }
 
-    /// At a member value that should be an object or null: true at `{`; otherwise the value is consumed
-    /// (null is absent, anything else a recorded error).
+    /// At a member value that should be an object: true at `{`; otherwise the value is consumed and
+    /// recorded as an error. `null` is an error too: `"request": null` reads as "no request", which a
+    /// client cannot have meant to ask about (omit the key for an absent part).
     mutating func objectFollows(_ key: String, _ members: inout Members,
                                 _ field: @autoclosure () -> String) throws(JSONParseError) -> Bool {
         if cursor.current == UInt8(ascii: "{") { return true }
         let value = try cursor.parseValue()
-        if case .null = value { return false }
-        members.record(key, CheckRequest.wrongType(value, field(), expected: "an object"))
+        members.record(key, CheckRequest.wrongType(value, field(), expected: "an object (omit the key when absent)"))
         return false
     }
 
@@ -369,11 +383,15 @@ struct RequestBodyDecoder {
             switch known {
             case 0, 2, 3:
                 let name = known == 0 ? "namespace" : known == 2 ? "port" : "ip"
+                let start = cursor.index
                 let value = try cursor.parseValue()
                 do throws(RequestError) {
                     switch known {
                     case 0: workload.namespace = try CheckRequest.optionalString(value, location.field("destination", name))
-                    case 2: workload.port = try CheckRequest.optionalPort(value, location.field("destination", name))
+                    case 2:
+                        workload.port = try CheckRequest.optionalPort(value, location.field("destination", name))
+                        try CheckRequest.requireDigits(UnsafeBufferPointer(rebasing: cursor.base[start..<cursor.index]),
+                                                       location.field("destination", name))
                     default: workload.ip = try CheckRequest.optionalIP(value, location.field("destination", name))
                     }
                 } catch {
@@ -419,7 +437,13 @@ struct RequestBodyDecoder {
                 let value = try cursor.parseValue()
                 do throws(RequestError) {
                     switch known {
-                    case 0: method = try CheckRequest.optionalString(value, location.field("request", name))
+                    case 0:
+                        method = try CheckRequest.optionalString(value, location.field("request", name))
+                        if let method, !HTTPMethod.isToken(method) {
+                            throw RequestError.invalidRequest(
+                                "\"\(method)\" is not an upper-case method token ([A-Z]+): Envoy refuses such a request with 400",
+                                field: location.field("request", name))
+                        }
                     case 1: target = try CheckRequest.optionalString(value, location.field("request", name))
                     case 2: host = try CheckRequest.optionalString(value, location.field("request", name))
                     default: claims = try CheckRequest.optionalObject(value, location.field("request", name))
