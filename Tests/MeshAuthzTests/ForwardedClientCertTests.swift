@@ -33,6 +33,8 @@ struct ForwardedClientCertTests {
         Case(header: "URI=spiffe://td/ns/a/sa/one;URI=spiffe://td/ns/a/sa/two", principal: "spiffe://td/ns/a/sa/one",
              why: "several URI SANs: the first"),
         Case(header: #"URI="spiffe://td/ns/a/sa/b""#, principal: "spiffe://td/ns/a/sa/b", why: "a quoted URI"),
+        Case(header: "By=x;URI=;URI=spiffe://td/ns/a/sa/b", principal: "spiffe://td/ns/a/sa/b",
+             why: "an empty URI does not hide a later one (issue 7 #13)"),
         Case(header: "By=a;URI=spiffe://td/ns/a/sa/b , By=b ; URI = spiffe://td/ns/c/sa/d ",
              principal: "spiffe://td/ns/c/sa/d", why: "spaces around elements, pairs and keys"),
         Case(header: #"URI="x,By=y;URI=spiffe://td/ns/a/sa/b"#, principal: "spiffe://td/ns/a/sa/b",
@@ -105,5 +107,18 @@ struct ForwardedClientCertTests {
         #expect(xfcc.values("dns", ofElement: 0) == ["x", "y"])
         #expect(xfcc.values("by", ofElement: 1) == ["gw2"])
         #expect(xfcc.principal == "spiffe://td/ns/b/sa/gw1")
+    }
+
+    @Test(arguments: [
+        ("URI=spiffe://td/ns/a/sa/one;URI=spiffe://td/ns/a/sa/two", true),
+        ("URI=spiffe://td/ns/a/sa/one;URI=spiffe://td/ns/a/sa/one", false),
+        ("URI=spiffe://td/ns/a/sa/one;URI=", false),
+        ("URI=spiffe://td/ns/a/sa/one;DNS=a;DNS=b", false),
+        ("URI=spiffe://td/ns/a/sa/one;URI=spiffe://td/ns/a/sa/two,URI=spiffe://td/ns/b/sa/c", false),
+        ("URI=spiffe://td/ns/b/sa/c,URI=spiffe://td/ns/a/sa/one;uri=spiffe://td/ns/a/sa/two", true),
+    ])
+    func severalURIs(_ header: String, _ several: Bool) {
+        var text = header
+        #expect(text.withUTF8 { ForwardedClientCert.hasSeveralURIs($0) } == several)
     }
 }

@@ -88,3 +88,24 @@ def test_help_lists_the_commands(binary):
     for flag in ("--policies", "--listen", "--root-namespace", "--trust-domain", "--default-namespace",
                  "--default-workload"):
         assert flag in p.stdout, flag
+
+
+def test_check_normalizes_like_the_server(binary, policies, start_server):
+    """Issue 7 #4: the offline check judges the path the sidecar sees, under the same --path-normalization."""
+    body = dict(CHECK_ALLOWED)
+    body["request"] = dict(body["request"], path="/api/users/../admin/x")
+    p = run(binary, "check", "--policies", policies, stdin=json.dumps(body))
+    a = json.loads(p.stdout)
+    assert a["normalizedPath"] == "/api/admin/x" and a["decision"] == "DENY", a
+    assert a == start_server(policies_dir=policies).check(body)
+    body["request"]["path"] = "/api/users/..%2fadmin"
+    for mode, normalized in (("base", None), ("decode-and-merge-slashes", "/api/admin")):
+        p = run(binary, "check", "--policies", policies, "--path-normalization", mode, stdin=json.dumps(body))
+        assert json.loads(p.stdout).get("normalizedPath") == normalized, p.stdout
+
+
+def test_check_refuses_a_method_envoy_would_refuse(binary, policies):
+    body = dict(CHECK_ALLOWED)
+    body["request"] = dict(body["request"], method="get")
+    p = run(binary, "check", "--policies", policies, stdin=json.dumps(body))
+    assert p.returncode == 2 and "request.method" in p.stderr, p.stderr

@@ -231,3 +231,31 @@ def test_v1_check_rejects_loose_forms(start_server, body, field):
     assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
     r = s.post("/v1/check", data=text.replace("1e3", "80.0"), headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
+
+
+# -- XFCC (issue 7 #13) ---------------------------------------------------------------------------------------------
+def test_xfcc_several_uri_sans_are_refused(pdp):
+    """Envoy's RBAC matches every URI SAN of the peer; meshauthz judges one identity, so it refuses to guess."""
+    h = dict(DEST_HEADERS, **{"x-forwarded-client-cert": f"By=x;URI={FRONTEND};URI=spiffe://cluster.local/ns/x/sa/y"})
+    r = pdp.send("GET", "/ext_authz/api/users", h)
+    assert r.status == 403 and "several URI SANs" in r.header("x-meshauthz-reason"), r
+
+
+def test_xfcc_empty_uri_does_not_hide_the_next(pdp):
+    h = dict(DEST_HEADERS, **{"x-forwarded-client-cert": f"By=x;URI=;URI={FRONTEND}"})
+    assert pdp.send("GET", "/ext_authz/api/users", h).status == 200
+
+
+def test_xfcc_empty_trailing_line_keeps_the_principal(pdp):
+    conn = http.client.HTTPConnection("127.0.0.1", pdp.port, timeout=10)
+    conn.putrequest("GET", "/ext_authz/api/users", skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", "api.example.com")
+    for k, v in DEST_HEADERS.items():
+        conn.putheader(k, v)
+    conn.putheader("x-forwarded-client-cert", xfcc(FRONTEND))
+    conn.putheader("x-forwarded-client-cert", "")
+    conn.endheaders()
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200, resp.getheaders()

@@ -51,11 +51,11 @@ public struct ForwardedClientCert: Sendable, Hashable {
         return elements[index].filter { ForwardedClientCert.keyEquals($0.key, key) }.map(\.value)
     }
 
-    /// The first `URI=` of element `index`, nil when it has none or an empty one.
+    /// The first non-empty `URI=` of element `index`, nil when it has none.
     public func uri(ofElement index: Int) -> String? {
         guard elements.indices.contains(index) else { return nil }
-        for pair in elements[index] where ForwardedClientCert.keyEquals(pair.key, "URI") {
-            return pair.value.isEmpty ? nil : pair.value
+        for pair in elements[index] where ForwardedClientCert.keyEquals(pair.key, "URI") && !pair.value.isEmpty {
+            return pair.value
         }
         return nil
     }
@@ -63,8 +63,8 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// The caller's identity: the `URI=` of the last element, the one the nearest proxy added about the
     /// peer it verified. Never a `By=` (that is the proxy's own identity), never an earlier element
     /// (anyone upstream of the nearest proxy, the client included, can write those). A certificate with
-    /// several URI SANs (Envoy writes one `URI=` each, in certificate order) yields the first; a SPIFFE
-    /// SVID has exactly one. Nil when the last element has no non-empty `URI=` or when the header is
+    /// several URI SANs (Envoy writes one `URI=` each, in certificate order) yields the first (`/ext_authz`
+    /// refuses such a caller: see `hasSeveralURIs`); a SPIFFE SVID has exactly one. Nil when the last element has no non-empty `URI=` or when the header is
     /// malformed. Whether the header is believed at all (who sent it) is the caller's decision.
     public var principal: String? {
         guard !elements.isEmpty else { return nil }
@@ -96,16 +96,36 @@ public struct ForwardedClientCert: Sendable, Hashable {
     }
 
     /// The last element and its first non-empty `URI=` pair; nil when the element is malformed or has none.
+    /// An empty `URI=` is skipped: it must not hide a later one.
     @inline(__always)
     private static func lastURI(_ bytes: UnsafeBufferPointer<UInt8>) -> (UnsafeBufferPointer<UInt8>, RawPair)? {
         guard let start = lastElementStart(bytes) else { return nil }
         let element = UnsafeBufferPointer(rebasing: bytes[start...])
         var uri: RawPair?
         let wellFormed = scanElement(element) { pair in
-            if uri == nil && pair.keyIs("uri", in: element) { uri = pair }
+            if uri == nil && pair.valueEnd > pair.valueStart && pair.keyIs("uri", in: element) { uri = pair }
         }
-        guard wellFormed, let uri, uri.valueEnd > uri.valueStart else { return nil }
+        guard wellFormed, let uri else { return nil }
         return (element, uri)
+    }
+
+    /// Whether the last element names more than one distinct URI SAN. Envoy's RBAC matches a principal
+    /// against every URI SAN of the peer (any may match a DENY rule); meshauthz judges one principal, so
+    /// such a caller cannot be judged as Envoy would and is refused (SPIFFE SVIDs carry exactly one).
+    public static func hasSeveralURIs(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let start = lastElementStart(bytes) else { return false }
+        let element = UnsafeBufferPointer(rebasing: bytes[start...])
+        var first: RawPair?
+        var several = false
+        _ = scanElement(element) { pair in
+            guard pair.valueEnd > pair.valueStart, pair.keyIs("uri", in: element) else { return }
+            if let first {
+                if first.value(in: element) != pair.value(in: element) { several = true }
+            } else {
+                first = pair
+            }
+        }
+        return several
     }
 
     public static func principal(fromHeader header: String) -> String? {

@@ -80,9 +80,11 @@ public struct GatewayHeaders {
 
     @inline(__always)
     private static func note(_ slot: inout Bytes?, _ value: Bytes, _ name: StaticString, _ repeated: inout StaticString?) {
+        // nginx clears a header by setting it to "": absent, neither a value nor a repetition (an empty
+        // trailing line must not erase the one before it either).
+        guard !value.isEmpty else { return }
         if slot != nil, repeated == nil { repeated = name }
-        // nginx clears a header by setting it to "": absent, and not a repetition.
-        if !value.isEmpty { slot = value }
+        slot = value
     }
 
     /// The original request and the forwarded facts under `convention`, or why the request cannot be
@@ -144,13 +146,15 @@ public struct GatewayHeaders {
             }
             // Traefik copies the client's headers to the authorization request (authRequestHeaders unset):
             // none of these can be told apart from a client's own.
-            for (value, name) in [(xfcc, "x-forwarded-client-cert"), (namespace, "x-authz-namespace"),
-                                  (workload, "x-authz-workload"), (port, "x-authz-port"), (sourceIP, "x-authz-source-ip")]
-            where value != nil {
+            let clientSettable: StaticString? =
+                xfcc != nil ? "x-forwarded-client-cert" : namespace != nil ? "x-authz-namespace"
+                : workload != nil ? "x-authz-workload" : port != nil ? "x-authz-port"
+                : sourceIP != nil ? "x-authz-source-ip" : nil
+            if let name = clientSettable {
                 return .failure(GatewayRefusal(
                     "\(name) cannot come from Traefik's forwardAuth, which passes client headers through: "
                         + "restrict authRequestHeaders (see examples/traefik) and configure the destination with serve flags",
-                    field: name))
+                    field: "\(name)"))
             }
             facts.target = forwardedURI
             facts.method = forwardedMethod
