@@ -8,6 +8,53 @@ struct FixtureCase: CustomStringConvertible {
         let request: CheckRequest
         let expectAllowed: Bool
         let why: String
+        /// The optional `expect*` keys (`expectStage`, `expectPolicy`, ...) as text, as the e2e harness reads them;
+        /// `expectReasonContains` and `expectDryRun` as lists.
+        let expectations: [String: String]
+        let reasonContains: [String]
+        let dryRun: [[String: String]]
+
+        /// What in `decision` contradicts the check's expectations (empty: it agrees with all of them).
+        func mismatches(_ decision: Decision) -> [String] {
+            var problems: [String] = []
+            if decision.allowed != expectAllowed { problems.append("decision \(decision.allowed ? "ALLOW" : "DENY")") }
+            let actual: [String: String?] = [
+                "expectStage": decision.stage.rawValue,
+                "expectPolicy": decision.rule.map { "\($0.policy.namespace)/\($0.policy.name)" },
+                "expectRule": decision.rule.map { "\($0.index)" },
+                "expectRuleId": decision.rule?.description,
+                "expectMtlsMode": decision.mtlsMode.rawValue,
+            ]
+            for (key, expected) in expectations.sorted(by: { $0.key < $1.key }) {
+                guard let value = actual[key] else {
+                    problems.append("\(key) is not an expectation this runner knows")
+                    continue
+                }
+                if (value ?? "null") != expected { problems.append("\(key): \(value ?? "null") != \(expected)") }
+            }
+            for text in reasonContains where !decision.reason.contains(text) { problems.append("reason lacks \(text)") }
+            for want in dryRun {
+                let found = decision.dryRun.contains { report in
+                    let fields = ["action": report.action.rawValue,
+                                  "policy": "\(report.rule.policy.namespace)/\(report.rule.policy.name)",
+                                  "rule": "\(report.rule.index)", "ruleId": report.rule.description, "wouldBe": report.wouldBe]
+                    // An unknown key never matches: the check fails loudly.
+                    return want.allSatisfy { fields[$0.key] == $0.value }
+                }
+                if !found { problems.append("dryRun lacks \(want)") }
+            }
+            return problems
+        }
+    }
+
+    /// Every key a check may have; anything else is a typo that would make a check silently weaker.
+    static let checkKeys: Set<String> = [
+        "source", "destination", "request", "connection", "expect", "why", "name",
+        "expectStage", "expectPolicy", "expectRule", "expectRuleId", "expectMtlsMode", "expectReasonContains", "expectDryRun",
+    ]
+
+    struct InvalidCheck: Error, CustomStringConvertible {
+        let description: String
     }
 
     let file: String
@@ -38,11 +85,19 @@ struct FixtureCase: CustomStringConvertible {
         let policies = root["policies"] as? [Any] ?? []
         let stream = try policies.map { try Yams.dump(object: $0) }.joined(separator: "---\n")
         policyFiles = policies.isEmpty ? [] : [PolicyFile(name: "policies.yaml", text: stream)]
-        checks = (root["checks"] as? [[String: Any]] ?? []).map { check in
+        checks = try (root["checks"] as? [[String: Any]] ?? []).enumerated().map { index, check in
+            let unknown = Set(check.keys).subtracting(FixtureCase.checkKeys)
+            guard unknown.isEmpty else { throw InvalidCheck(description: "\(file) check \(index): unknown keys \(unknown.sorted())") }
+            guard let expect = check["expect"] as? String, expect == "ALLOW" || expect == "DENY" else {
+                throw InvalidCheck(description: "\(file) check \(index): expect must be ALLOW or DENY")
+            }
             // Judged as /v1/check judges it: on the path the sidecar sees (Istio's default BASE normalization).
-            Check(request: (try? FixtureCase.request(check).normalizingPath(.base).request) ?? FixtureCase.request(check),
-                  expectAllowed: (check["expect"] as? String) == "ALLOW",
-                  why: check["why"] as? String ?? "")
+            let request = try FixtureCase.request(check).normalizingPath(.base).request
+            let scalars = ["expectStage", "expectPolicy", "expectRule", "expectRuleId", "expectMtlsMode"]
+            return Check(request: request, expectAllowed: expect == "ALLOW", why: check["why"] as? String ?? "",
+                         expectations: check.filter { scalars.contains($0.key) }.mapValues { "\($0)" },
+                         reasonContains: check["expectReasonContains"] as? [String] ?? [],
+                         dryRun: (check["expectDryRun"] as? [[String: Any]] ?? []).map { $0.mapValues { "\($0)" } })
         }
     }
 
