@@ -96,12 +96,11 @@ extension API {
                 method: facts.method, target: normalized, host: facts.host, principal: nil, isMTLS: false,
                 sourceIP: sourceIP, namespace: namespace, workload: workload, port: port, headers: headers)
             guard trusted, let xfcc = facts.xfcc else { return answer(question) }
-            if ForwardedClientCert.hasSeveralURIs(xfcc) {
-                return Self.gatewayError(
+            return ForwardedClientCert.withPrincipal(fromHeader: xfcc, severalURIs: {
+                Self.gatewayError(
                     "x-forwarded-client-cert names several URI SANs for the caller; Envoy would match each of them, meshauthz judges one identity",
                     field: "x-forwarded-client-cert")
-            }
-            return ForwardedClientCert.withPrincipal(fromHeader: xfcc) { principal in
+            }) { principal in
                 question.principal = principal
                 question.isMTLS = principal != nil
                 return answer(question)

@@ -59,9 +59,12 @@ struct ForwardedClientCertTests {
         #expect(ForwardedClientCert.principal(fromHeader: test.header[...]) == test.principal)
         // The gateway path's byte form: the same principal, with `spiffe://` as policies match it.
         let bytes = Array(test.header.utf8).withUnsafeBufferPointer { header in
-            ForwardedClientCert.withPrincipal(fromHeader: header) { $0.map { String(decoding: $0, as: UTF8.self) } }
+            ForwardedClientCert.withPrincipal(fromHeader: header, severalURIs: { "several" }) { $0.map { String(decoding: $0, as: UTF8.self) } }
         }
-        #expect(bytes == test.principal.map(CheckRequest.Peer.withSPIFFEScheme))
+        // ... unless the last element names several URI SANs, which the gateway path refuses.
+        var header = test.header
+        let several = header.withUTF8 { ForwardedClientCert.hasSeveralURIs($0) }
+        #expect(bytes == (several ? "several" : test.principal.map(CheckRequest.Peer.withSPIFFEScheme)))
     }
 
     struct Parse: Sendable, CustomTestStringConvertible {

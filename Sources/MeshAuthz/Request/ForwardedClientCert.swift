@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Envoy's `x-forwarded-client-cert` (XFCC) header, parsed.
 ///
 /// Format (Envoy docs, configuration/http/http_conn_man/headers: "x-forwarded-client-cert"): the value is
@@ -80,52 +84,53 @@ public struct ForwardedClientCert: Sendable, Hashable {
     public static func principal(fromHeader header: Substring) -> String? {
         var header = header
         return header.withUTF8 { bytes in
-            lastURI(bytes).map { element, uri in uri.value(in: element) }
+            lastURI(bytes).map { $0.uri.value(in: $0.element) }
         }
     }
 
     /// `principal(fromHeader:)` on bytes: calls `body` with the principal as policies match it (with
     /// `spiffe://`, added when the `URI=` lacks it), nil when there is none. No copy in the usual case.
-    public static func withPrincipal<R>(fromHeader bytes: UnsafeBufferPointer<UInt8>,
+    /// When the last element names several distinct URI SANs, `severalURIs` is called instead: Envoy's RBAC
+    /// matches a principal against every URI SAN of the peer (any may match a DENY rule), so a caller that
+    /// judges one identity must not pick one (SPIFFE SVIDs carry exactly one).
+    public static func withPrincipal<R>(fromHeader bytes: UnsafeBufferPointer<UInt8>, severalURIs: () -> R,
                                         _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
-        guard let (element, uri) = lastURI(bytes) else { return body(nil) }
+        guard let (element, uri, several) = lastURI(bytes) else { return body(nil) }
+        if several { return severalURIs() }
         let raw = UnsafeBufferPointer(rebasing: element[uri.valueStart..<uri.valueEnd])
         if !uri.hasEscape && hasSPIFFEScheme(raw) { return body(raw) }
         let principal = CheckRequest.Peer.withSPIFFEScheme(uri.value(in: element))
         return Array(principal.utf8).withUnsafeBufferPointer { body($0) }
     }
 
-    /// The last element and its first non-empty `URI=` pair; nil when the element is malformed or has none.
-    /// An empty `URI=` is skipped: it must not hide a later one.
+    /// Whether the last element names more than one distinct URI SAN (see `withPrincipal`).
+    public static func hasSeveralURIs(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        lastURI(bytes)?.several ?? false
+    }
+
+    /// The last element, its first non-empty `URI=` pair, and whether a later non-empty `URI=` differs from
+    /// it (as written); nil when the element is malformed or has none. An empty `URI=` is skipped: it must
+    /// not hide a later one. One pass over the element.
     @inline(__always)
-    private static func lastURI(_ bytes: UnsafeBufferPointer<UInt8>) -> (UnsafeBufferPointer<UInt8>, RawPair)? {
+    private static func lastURI(_ bytes: UnsafeBufferPointer<UInt8>)
+        -> (element: UnsafeBufferPointer<UInt8>, uri: RawPair, several: Bool)? {
         guard let start = lastElementStart(bytes) else { return nil }
         let element = UnsafeBufferPointer(rebasing: bytes[start...])
         var uri: RawPair?
-        let wellFormed = scanElement(element) { pair in
-            if uri == nil && pair.valueEnd > pair.valueStart && pair.keyIs("uri", in: element) { uri = pair }
-        }
-        guard wellFormed, let uri else { return nil }
-        return (element, uri)
-    }
-
-    /// Whether the last element names more than one distinct URI SAN. Envoy's RBAC matches a principal
-    /// against every URI SAN of the peer (any may match a DENY rule); meshauthz judges one principal, so
-    /// such a caller cannot be judged as Envoy would and is refused (SPIFFE SVIDs carry exactly one).
-    public static func hasSeveralURIs(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let start = lastElementStart(bytes) else { return false }
-        let element = UnsafeBufferPointer(rebasing: bytes[start...])
-        var first: RawPair?
         var several = false
-        _ = scanElement(element) { pair in
+        let wellFormed = scanElement(element) { pair in
             guard pair.valueEnd > pair.valueStart, pair.keyIs("uri", in: element) else { return }
-            if let first {
-                if first.value(in: element) != pair.value(in: element) { several = true }
-            } else {
-                first = pair
+            guard let first = uri else {
+                uri = pair
+                return
+            }
+            if !several {
+                several = !UnsafeBufferPointer(rebasing: element[first.valueStart..<first.valueEnd])
+                    .elementsEqual(UnsafeBufferPointer(rebasing: element[pair.valueStart..<pair.valueEnd]))
             }
         }
-        return several
+        guard wellFormed, let uri else { return nil }
+        return (element, uri, several)
     }
 
     public static func principal(fromHeader header: String) -> String? {
@@ -174,6 +179,17 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// Where the last element starts: after the last comma outside quotes, scanning backwards. A quote
     /// preceded by an odd number of backslashes is escaped. Nil when the quotes of the tail do not balance.
     static func lastElementStart(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        #if canImport(Glibc)
+        // The usual header has no quotes (no Subject, Cert or Chain): then the last comma is the boundary, and
+        // libc's vectorized scans find it in a fraction of the byte loop below (~700 instructions a request).
+        if let base = bytes.baseAddress, memchr(base, Int32(quote), bytes.count) == nil {
+            var start = 0
+            while start < bytes.count, let next = memchr(base + start, Int32(comma), bytes.count - start) {
+                start = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(next)) + 1
+            }
+            return start
+        }
+        #endif
         var quoted = false
         var index = bytes.count - 1
         while index >= 0 {

@@ -58,7 +58,7 @@ public struct GatewayHeaders {
 
     /// Notes the header if it is one of ours; false for the PDP's own inputs (`x-authz-*`), which are not
     /// headers of the original request and so are kept out of `request.headers[...]`.
-    @inline(__always)
+    @inlinable @inline(__always)  // runs per header of every gateway request: inlined into the server's loop
     public mutating func read(name: Bytes, value: Bytes) -> Bool {
         switch name.count {
         case 4 where name.isLowercase("host"): Self.note(&host, value, "host", &repeated)
@@ -78,8 +78,8 @@ public struct GatewayHeaders {
         return true
     }
 
-    @inline(__always)
-    private static func note(_ slot: inout Bytes?, _ value: Bytes, _ name: StaticString, _ repeated: inout StaticString?) {
+    @inlinable @inline(__always)
+    static func note(_ slot: inout Bytes?, _ value: Bytes, _ name: StaticString, _ repeated: inout StaticString?) {
         // nginx clears a header by setting it to "": absent, neither a value nor a repetition (an empty
         // trailing line must not erase the one before it either).
         guard !value.isEmpty else { return }
@@ -233,7 +233,7 @@ public enum HTTPMethod {
 
 extension UnsafeBufferPointer where Element == UInt8 {
     /// ASCII case-insensitive equality with a lower-case name of the same length.
-    @inline(__always)
+    @inlinable @inline(__always)
     func isLowercase(_ lower: StaticString) -> Bool {
         let expected = lower.utf8Start
         for i in 0..<count where (self[i] &- 65 < 26 ? self[i] | 0x20 : self[i]) != expected[i] { return false }

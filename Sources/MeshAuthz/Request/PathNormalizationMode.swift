@@ -27,8 +27,18 @@ public enum PathNormalizationMode: String, CaseIterable, Sendable {
 extension PathNormalization {
     /// Normalizes a raw target under `mode`; calls `body` with `path?query` (fragment dropped), a slice of
     /// `target` when nothing changes, or nil when the target is refused.
+    @inlinable  // only this switch: the gateway path then makes one generic call (withBase), not two
     public static func with<R>(_ mode: PathNormalizationMode, _ target: UnsafeBufferPointer<UInt8>,
                                _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        switch mode {
+        case .base: return withBase(target, body)
+        case .none, .mergeSlashes, .decodeAndMergeSlashes: return withOtherThanBase(mode, target, body)
+        }
+    }
+
+    /// `with` for the modes other than `base`.
+    public static func withOtherThanBase<R>(_ mode: PathNormalizationMode, _ target: UnsafeBufferPointer<UInt8>,
+                                            _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         switch mode {
         case .base:
             return withBase(target, body)
