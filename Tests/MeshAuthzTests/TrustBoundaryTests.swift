@@ -245,6 +245,10 @@ import Testing
         var gate = SettleGate<String>(settleNanoseconds: Self.settle)
         #expect(gate.observe("a", now: 0, quietFor: Self.settle) == .load)
         gate.attempted("a")
+        // files changed 100 ms before the first look wait only the rest of the settle time
+        #expect(gate.observe("c", now: 0, quietFor: 100_000_000) == .wait(nanoseconds: 200_000_000))
+        #expect(gate.observe("c", now: 200_000_000, quietFor: 300_000_000) == .load)
+        gate.attempted("c")
         // a clock in the past (quietFor nil) falls back on watching for the settle time
         #expect(gate.observe("b", now: 1_000, quietFor: nil) == .wait(nanoseconds: Self.settle))
         #expect(gate.observe("b", now: 1_000 + Self.settle, quietFor: nil) == .load)

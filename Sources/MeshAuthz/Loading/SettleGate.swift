@@ -41,8 +41,12 @@ public struct SettleGate<Snapshot: Equatable> {
             let still = now - pending.since
             return still >= settleNanoseconds ? .load : .wait(nanoseconds: settleNanoseconds - still)
         }
-        pending = (snapshot, now)
-        return settleNanoseconds == 0 ? .load : .wait(nanoseconds: settleNanoseconds)
+        // The files have been still since their newest change, not just since this look: count from
+        // there (a server started right after its files were written waits only the rest of the time).
+        let still = max(0, quietFor ?? 0)
+        if still >= settleNanoseconds { return .load }  // a settle time of 0
+        pending = (snapshot, now - still)
+        return .wait(nanoseconds: settleNanoseconds - still)
     }
 
     /// Forgets the last attempt (its read saw the files change): the next look starts a new settle wait,
