@@ -246,6 +246,13 @@ public final class API: Sendable {
         w.number(loaded.policySet.authorizationPolicies.count)
         w.key("peerAuthentications")
         w.number(loaded.policySet.peerAuthentications.count)
+        w.key("otherResources")
+        w.beginObject()
+        for (kind, count) in loaded.policySet.otherResourceCounts {
+            w.key(kind)
+            w.number(count)
+        }
+        w.endObject()
         w.key("loadedAt")
         w.string(loaded.loadedAt.rfc3339)
         w.key("generation")

@@ -111,6 +111,12 @@ public final class Metrics: Sendable {
         out += "meshauthz_policies_loaded{kind=\"AuthorizationPolicy\"} \(set?.authorizationPolicies.count ?? 0)\n"
         out += "meshauthz_policies_loaded{kind=\"PeerAuthentication\"} \(set?.peerAuthentications.count ?? 0)\n"
 
+        out += "# HELP meshauthz_other_resources Resources of other kinds in the set in force (never used in decisions), by kind.\n"
+        out += "# TYPE meshauthz_other_resources gauge\n"
+        for (kind, count) in set?.otherResourceCounts ?? [] {
+            out += "meshauthz_other_resources{kind=\"\(prometheusLabel(kind))\"} \(count)\n"
+        }
+
         out += "# HELP meshauthz_policy_generation Generation of the policy set in force (0 when none is loaded).\n"
         out += "# TYPE meshauthz_policy_generation gauge\n"
         out += "meshauthz_policy_generation \(state.loaded?.generation ?? 0)\n"
@@ -130,6 +136,20 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policy_reloads_total counter\n"
         out += "meshauthz_policy_reloads_total{result=\"success\"} \(reloadSuccesses.value)\n"
         out += "meshauthz_policy_reloads_total{result=\"failure\"} \(reloadFailures.value)\n"
+        return out
+    }
+
+    /// A label value as the text format wants it: `\\`, `"` and newlines escaped (a kind comes from a file).
+    private func prometheusLabel(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
         return out
     }
 

@@ -8,8 +8,10 @@ import Musl
 import Darwin
 #endif
 
-/// The policy files of a directory: every `*.yaml` / `*.yml` below it, recursively, sorted by their
-/// path relative to the directory (which is also the name errors and `/v1/policies` show).
+/// The policy files of a directory: every `*.yaml`, `*.yml` and `*.json` below it (any case: `deny.YAML`
+/// is read, not silently skipped; JSON is YAML 1.2 and read by the same parser, with its line numbers),
+/// recursively, sorted by their path relative to the directory (which is also the name errors and
+/// `/v1/policies` show).
 ///
 /// Choices:
 /// - Entries whose name starts with `.` are skipped, files and directories alike. A Kubernetes ConfigMap
@@ -40,6 +42,15 @@ public enum PolicyDirectory {
         public let entries: [Entry]
         /// Errors met while listing (the set cannot be loaded while there are any).
         public let errors: [PolicyError]
+
+        /// Nanoseconds since the newest file was last written or changed status (wall clock); nil when
+        /// there is no file or a time is in the future (a skewed clock: then only the settle wait counts).
+        public func quietFor(nowWallNanoseconds now: Int64) -> Int64? {
+            guard !entries.isEmpty else { return nil }
+            let newest = entries.map { max(Int64($0.mtimeSeconds) * 1_000_000_000 + Int64($0.mtimeNanoseconds),
+                                           Int64($0.ctimeSeconds) * 1_000_000_000 + Int64($0.ctimeNanoseconds)) }.max() ?? 0
+            return now >= newest ? now - newest : nil
+        }
     }
 
     /// Lists the policy files (no file is opened).
@@ -62,13 +73,33 @@ public enum PolicyDirectory {
         return Listing(entries: entries, errors: errors)
     }
 
-    /// Reads the files of a listing. The names are the relative paths.
-    public static func read(_ listing: Listing) -> (files: [PolicyFile], errors: [PolicyError]) {
+    /// Reads the files of a listing. The names are the relative paths. A file over `limits.maxFileBytes`
+    /// (by `stat`, then by what is read) is refused without reading it whole; `consistent` is false when a
+    /// file's size differs from the listing's (it changed meanwhile).
+    public static func read(_ listing: Listing, limits: LoadLimits = LoadLimits())
+        -> (files: [PolicyFile], errors: [PolicyError], consistent: Bool) {
         var files: [PolicyFile] = []
         var errors = listing.errors
+        var consistent = true
+        var total: Int64 = 0
         for entry in listing.entries {
-            switch readAll(path: entry.path) {
+            total += entry.size
+            if entry.size > Int64(limits.maxFileBytes) {
+                errors.append(tooLarge(entry.name, limits))
+                continue
+            }
+            if total > Int64(limits.maxTotalBytes) {
+                errors.append(PolicyError(.limitExceeded, at: SourceLocation(file: entry.name, line: 1, column: 1), field: "",
+                                          "the policy files add up to more than \(limits.maxTotalBytes) bytes (--max-policy-total-bytes)"))
+                break
+            }
+            switch readAll(path: entry.path, maxBytes: limits.maxFileBytes) {
             case .success(let bytes):
+                if Int64(bytes.count) != entry.size { consistent = false }
+                if bytes.count > limits.maxFileBytes {
+                    errors.append(tooLarge(entry.name, limits))
+                    continue
+                }
                 guard let text = String(validating: bytes, as: UTF8.self) else {
                     errors.append(unreadable(entry.name, "the file is not valid UTF-8"))
                     continue
@@ -78,21 +109,49 @@ public enum PolicyDirectory {
                 errors.append(unreadable(entry.name, "cannot read the file: \(failure.reason)"))
             }
         }
-        return (files, errors)
+        return (files, errors, consistent)
     }
 
-    /// Scans, reads and loads a directory in one go (`check`, `validate`).
-    public static func load(_ directory: String, options: MeshOptions) -> (result: Result<PolicySet, PolicyLoadFailure>, fileCount: Int) {
-        let listing = scan(directory)
-        let (files, errors) = read(listing)
-        if !errors.isEmpty { return (.failure(PolicyLoadFailure(errors: errors)), files.count) }
-        return (PolicyLoader.load(files, options: options), files.count)
+    /// How many times a read is retried when files change under it before the set is refused.
+    public static let readAttempts = 3
+
+    /// Lists and reads the directory so that no file changed during the read (`StableRead`); after
+    /// `readAttempts` reads that each saw a change, a `changed_while_reading` error.
+    public static func readStable(_ directory: String, limits: LoadLimits = LoadLimits())
+        -> (listing: Listing, files: [PolicyFile], errors: [PolicyError], stable: Bool) {
+        var last = scan(directory)
+        let stable = StableRead.read(attempts: readAttempts, snapshot: { () -> Listing in
+            last = scan(directory)
+            return last
+        }, read: { listing -> (value: ([PolicyFile], [PolicyError]), consistent: Bool) in
+            let (files, errors, consistent) = read(listing, limits: limits)
+            return ((files, errors), consistent)
+        })
+        guard let stable else {
+            return (last, [], [PolicyError(.changedWhileReading, at: SourceLocation(file: directory, line: 1, column: 1),
+                                           field: "", "the policy files changed while being read, \(readAttempts) times in a row; try again once the writer is done")], false)
+        }
+        return (stable.snapshot, stable.value.0, stable.value.1, true)
+    }
+
+    /// Lists, reads and loads a directory in one go (`check`, `validate`), as `serve` does.
+    public static func load(_ directory: String, options: MeshOptions, limits: LoadLimits = LoadLimits(),
+                            allowEmpty: Bool = false) -> (result: Result<PolicySet, PolicyLoadFailure>, fileCount: Int) {
+        let (_, files, errors, _) = readStable(directory, limits: limits)
+        return (PolicyLoader.loadDirectory(directory, files: files, readErrors: errors, options: options, limits: limits,
+                                           allowEmpty: allowEmpty), files.count)
     }
 
     // MARK: Internals
 
     static func isPolicyFileName(_ name: String) -> Bool {
-        name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+        let lowered = name.lowercased()
+        return lowered.hasSuffix(".yaml") || lowered.hasSuffix(".yml") || lowered.hasSuffix(".json")
+    }
+
+    static func tooLarge(_ name: String, _ limits: LoadLimits) -> PolicyError {
+        PolicyError(.limitExceeded, at: SourceLocation(file: name, line: 1, column: 1), field: "",
+                    "the file is over the limit of \(limits.maxFileBytes) bytes (--max-policy-file-bytes)")
     }
 
     private static func isDirectory(_ st: stat) -> Bool { (st.st_mode & S_IFMT) == S_IFDIR }
@@ -150,8 +209,9 @@ func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
 
-/// Reads a whole file (or standard input for `nil`).
-public func readAll(path: String?) -> Result<[UInt8], ReadAllError> {
+/// Reads a whole file (or standard input for `nil`); with `maxBytes`, stops after `maxBytes + 1` bytes
+/// (enough for the caller to see it is over), so a growing or huge file cannot exhaust memory.
+public func readAll(path: String?, maxBytes: Int? = nil) -> Result<[UInt8], ReadAllError> {
     let fd: Int32
     if let path {
         fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -170,6 +230,7 @@ public func readAll(path: String?) -> Result<[UInt8], ReadAllError> {
         }
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
+        if let maxBytes, bytes.count > maxBytes { break }
     }
     return .success(bytes)
 }

@@ -30,6 +30,12 @@ public struct ServeConfiguration: Sendable {
     public var tls: TLSFiles?
     /// A second, plaintext listener for `/healthz`, `/readyz` and `/metrics` only (probes, scrapers).
     public var probeListener: (host: String, port: UInt16)?
+    /// Serve a set with no AuthorizationPolicy and no PeerAuthentication (it allows everything); without
+    /// it such a set is refused, as a missing or empty mount would produce it.
+    public var allowEmpty = false
+    /// Seconds the policy files must be still before a change is loaded.
+    public var reloadSettle = 0.2
+    public var limits = LoadLimits()
 
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, reading: RequestReading,
                 engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
@@ -86,8 +92,9 @@ public enum Service {
         let store = PolicyStore()
         let metrics = Metrics()
         let reloader = Reloader(directory: config.policyDirectory, options: config.mesh, engine: config.engine,
-                                store: store, metrics: metrics, logger: logger)
-        reloader.poll()
+                                store: store, metrics: metrics, logger: logger, limits: config.limits,
+                                allowEmpty: config.allowEmpty, settleSeconds: config.reloadSettle)
+        reloader.initialLoad()
 
         let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, logger: logger,
                       logDecisions: config.logDecisions)
@@ -139,9 +146,11 @@ public enum Service {
     static func waitLoop(reloader: Reloader, interval: Double, logger: Logger) -> Int32 {
         var set = signalSet()
         let polling = interval > 0
-        let wait = polling ? interval : 3600
-        var timeout = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
         while true {
+            // A change waiting to settle is looked at again sooner than the poll interval (even with
+            // polling off: the first load may be settling).
+            let wait = reloader.settlingDelay.map { min($0, polling ? interval : $0) } ?? (polling ? interval : 3600)
+            var timeout = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
             let received = sigtimedwait(&set, nil, &timeout)
             if received == SIGINT || received == SIGTERM { return received }
             if received == SIGHUP {
@@ -161,7 +170,7 @@ public enum Service {
                     }
                 }
             }
-            if polling { reloader.poll() }
+            if polling || reloader.settlingDelay != nil { reloader.poll() }
         }
     }
 

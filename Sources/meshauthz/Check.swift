@@ -15,6 +15,8 @@ struct Check: ParsableCommand {
 
     @OptionGroup var normalization: NormalizationOptions
 
+    @OptionGroup var loadOptions: LoadOptions
+
     @Option(name: .long, help: ArgumentHelp("Request JSON file (default: standard input; - too).", valueName: "file"))
     var request: String?
 
@@ -28,7 +30,8 @@ struct Check: ParsableCommand {
     }
 
     func run() throws {
-        let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh)
+        let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh,
+                                                  limits: loadOptions.limits, allowEmpty: loadOptions.allowEmpty)
         let set: PolicySet
         switch result {
         case .success(let loaded):

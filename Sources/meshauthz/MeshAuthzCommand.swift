@@ -20,7 +20,7 @@ struct MeshAuthzCommand: ParsableCommand {
 
 /// The options every command that loads policies takes.
 struct PolicyOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Directory of policy files (*.yaml, *.yml, read recursively).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Directory of policy files (*.yaml, *.yml, *.json in any case, read recursively).", valueName: "dir"))
     var policies: String = "policies"
 
     @Option(name: .long, help: ArgumentHelp("Istio root namespace: its policies apply mesh-wide.", valueName: "namespace"))

@@ -8,12 +8,16 @@ struct Serve: ParsableCommand {
         abstract: "Serve decisions over HTTP (/v1/check, /ext_authz) from a policy directory, reloading it on change.",
         discussion: """
             Logs one line "listening on http://HOST:PORT" once the socket accepts connections (port 0 picks a \
-            free port and the line names it). While the policy set is invalid or missing, /readyz answers 503 \
-            and every decision denies; a reload that fails keeps the last good set serving. SIGHUP reloads; \
+            free port and the line names it). While the policy set is invalid, missing or empty (no \
+            AuthorizationPolicy and no PeerAuthentication, unless --allow-empty), /readyz answers 503 and every \
+            decision denies; a reload that fails keeps the last good set serving. A change is loaded once the \
+            files have been still for --reload-settle seconds. SIGHUP reloads; \
             SIGTERM or SIGINT stop cleanly (exit 0).
             """)
 
     @OptionGroup var policyOptions: PolicyOptions
+
+    @OptionGroup var loadOptions: LoadOptions
 
     @Option(name: .long, help: ArgumentHelp("Address to listen on; port 0 picks a free one.", valueName: "host:port"))
     var listen: String = "127.0.0.1:8080"
@@ -41,6 +45,11 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp(
         "Seconds between looks at the policy directory for changes (0: only on SIGHUP).", valueName: "seconds"))
     var reloadInterval: Double = 1
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds the policy files must be still before a change is loaded (a file caught half-written is not served).",
+        valueName: "seconds"))
+    var reloadSettle: Double = 0.2
 
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
     var engine: String = "compiled"
@@ -96,6 +105,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard reloadInterval >= 0, reloadInterval.isFinite else { throw ValidationError("--reload-interval must be >= 0") }
+        guard reloadSettle >= 0, reloadSettle <= 60 else { throw ValidationError("--reload-settle must be between 0 and 60") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
         guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must be >= 0") }
         _ = try forwardedTrust()
@@ -120,7 +130,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "meshauthz")
 
         let (host, port) = try parseListen(listen)
-        let config = ServeConfiguration(
+        var config = ServeConfiguration(
             policyDirectory: policyOptions.policies, host: host, port: port, mesh: policyOptions.mesh,
             reading: RequestReading(convention: gateway, namespace: defaultNamespace,
                                     labels: defaultWorkload.flatMap(parseWorkloadLabels),
@@ -133,6 +143,9 @@ struct Serve: ParsableCommand {
                 tlsKey.flatMap { key in clientCa.map { TLSFiles(certificate: cert, key: key, clientCA: $0) } }
             },
             probeListener: try healthListen.map { try parseListen($0) })
+        config.allowEmpty = loadOptions.allowEmpty
+        config.reloadSettle = reloadSettle
+        config.limits = loadOptions.limits
         let code = Service.run(config, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }

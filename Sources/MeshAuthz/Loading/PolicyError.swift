@@ -12,6 +12,19 @@ public struct PolicyError: Error, Sendable, Hashable, CustomStringConvertible {
         case unknownConditionKey = "unknown_condition_key"
         case duplicateResource = "duplicate_resource"
         case unreadable = "unreadable"
+        /// No AuthorizationPolicy and no PeerAuthentication at all (an empty or missing mount): refused
+        /// unless an empty set is declared intended (`--allow-empty`), since it would allow everything.
+        case emptySet = "empty_set"
+        /// A kind within edit distance 2 of a known one (`AuthorisationPolicy`): a typo would otherwise
+        /// turn a DENY policy into an ignored "other resource".
+        case misspelledKind = "misspelled_kind"
+        /// A known kind under another API group (`networking.istio.io`), or a group that is a typo of
+        /// `security.istio.io`.
+        case wrongAPIGroup = "wrong_api_group"
+        /// A file, the set, the resource count or the YAML alias expansion is over its limit (`LoadLimits`).
+        case limitExceeded = "limit_exceeded"
+        /// The files kept changing while they were read (a writer in progress).
+        case changedWhileReading = "changed_while_reading"
     }
 
     public let code: Code

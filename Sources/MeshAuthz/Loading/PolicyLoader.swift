@@ -16,21 +16,65 @@ public struct PolicyFile: Sendable, Hashable {
 public enum PolicyLoader {
     static let supportedAPIVersions: Set<String> = ["security.istio.io/v1", "security.istio.io/v1beta1"]
 
-    public static func load(_ files: [PolicyFile], options: MeshOptions = MeshOptions()) -> Result<PolicySet, PolicyLoadFailure> {
-        var set = PolicySet(options: options)
+    public static func load(_ files: [PolicyFile], options: MeshOptions = MeshOptions(),
+                            limits: LoadLimits = LoadLimits()) -> Result<PolicySet, PolicyLoadFailure> {
+        var context = Context(set: PolicySet(options: options), limits: limits)
         var errors: [PolicyError] = []
-        var seen: [String: SourceLocation] = [:]
+        var totalBytes = 0
         for file in files {
+            let size = file.text.utf8.count
+            totalBytes += size
+            if size > limits.maxFileBytes {
+                errors.append(.limit(file.name, "the file is \(size) bytes, over the limit of \(limits.maxFileBytes) (--max-policy-file-bytes)"))
+                continue
+            }
+            if totalBytes > limits.maxTotalBytes {
+                errors.append(.limit(file.name, "the policy files add up to more than \(limits.maxTotalBytes) bytes (--max-policy-total-bytes)"))
+                break
+            }
+            if let aliases = AliasBudget.check(file.text, file: file.name, maxAliasNodes: limits.maxAliasNodes) {
+                errors.append(aliases)
+                continue
+            }
             let reader = YAMLReader(file: file.name)
-            for document in documents(of: file, reader) {
-                decodeResource(document, reader, into: &set, seen: &seen)
+            for document in documents(of: file, reader) where !context.overLimit {
+                decodeResource(document, reader, &context)
             }
             errors += reader.errors
+            if context.overLimit { break }  // the error is recorded; reading on would be unbounded work
         }
         if !errors.isEmpty { return .failure(PolicyLoadFailure(errors: errors)) }
+        var set = context.set
         set.authorizationPolicies.sort { $0.id < $1.id }
         set.peerAuthentications.sort { $0.id < $1.id }
         return .success(set)
+    }
+
+    /// Loads the files of a policy directory, the trust boundary: as `load`, and a set with no
+    /// AuthorizationPolicy and no PeerAuthentication is refused unless `allowEmpty` says it is intended,
+    /// because it allows everything and is what a missing or empty ConfigMap mount looks like.
+    /// `readErrors` (listing and reading problems) refuse the set too.
+    public static func loadDirectory(_ directory: String, files: [PolicyFile], readErrors: [PolicyError] = [],
+                                     options: MeshOptions = MeshOptions(), limits: LoadLimits = LoadLimits(),
+                                     allowEmpty: Bool = false) -> Result<PolicySet, PolicyLoadFailure> {
+        if !readErrors.isEmpty { return .failure(PolicyLoadFailure(errors: readErrors)) }
+        let result = load(files, options: options, limits: limits)
+        guard case .success(let set) = result, !allowEmpty,
+              set.authorizationPolicies.isEmpty && set.peerAuthentications.isEmpty else { return result }
+        let found = files.isEmpty ? "no *.yaml, *.yml or *.json file"
+            : "no AuthorizationPolicy and no PeerAuthentication in \(files.count) file(s)"
+        return .failure(PolicyLoadFailure(errors: [PolicyError(
+            .emptySet, at: SourceLocation(file: directory, line: 1, column: 1), field: "",
+            "empty policy set: \(found); it would allow every request, so it is refused (an empty or missing mount?) unless --allow-empty says it is intended")]))
+    }
+
+    /// What decoding accumulates across the files of a set.
+    struct Context {
+        var set: PolicySet
+        let limits: LoadLimits
+        var seen: [String: SourceLocation] = [:]
+        var resources = 0
+        var overLimit = false
     }
 
     /// Every document of a multi-document stream. A syntax error anywhere is an error for the file:
@@ -61,8 +105,15 @@ public enum PolicyLoader {
         }
     }
 
-    static func decodeResource(_ node: Node, _ r: YAMLReader, into set: inout PolicySet, seen: inout [String: SourceLocation]) {
+    static func decodeResource(_ node: Node, _ r: YAMLReader, _ context: inout Context) {
         if r.isNull(node) { return }  // an empty document between `---` separators
+        context.resources += 1
+        if context.resources > context.limits.maxResources {
+            context.overLimit = true
+            r.record(.limit(r.file, line: r.location(node).line, column: r.location(node).column,
+                            "more than \(context.limits.maxResources) resources in the policy set (--max-resources)"))
+            return
+        }
         guard let entries = r.mapping(node, "") else { return }
         let fields = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { a, _ in a })
         guard let kindNode = fields["kind"], let kind = r.string(kindNode, "kind") else {
@@ -70,9 +121,9 @@ public enum PolicyLoader {
             return
         }
         if kind == "List" {
-            for (index, item) in (fields["items"].flatMap { r.sequence($0, "items") } ?? []).enumerated() {
-                _ = index
-                decodeResource(item, r, into: &set, seen: &seen)
+            // Bounded: every item counts as a resource, and the limit stops the walk.
+            for item in fields["items"].flatMap({ r.sequence($0, "items") }) ?? [] where !context.overLimit {
+                decodeResource(item, r, &context)
             }
             return
         }
@@ -80,38 +131,45 @@ public enum PolicyLoader {
             r.fail(.missingField, node, "apiVersion", "every resource needs an apiVersion")
             return
         }
-        let isSecurityKind = kind == "AuthorizationPolicy" || kind == "PeerAuthentication"
-        let isIstioSecurity = apiVersion.hasPrefix("security.istio.io/")
-        if isSecurityKind && isIstioSecurity && !supportedAPIVersions.contains(apiVersion) {
-            r.fail(.invalidValue, versionNode, "apiVersion", "unsupported apiVersion \(apiVersion) for \(kind); use security.istio.io/v1 or v1beta1")
+        let resourceKind = ResourceKind.classify(kind: kind, apiVersion: apiVersion)
+        switch resourceKind {
+        case .nearMiss(let code, let field, let message):
+            r.fail(code, field == "kind" ? kindNode : versionNode, field, message)
             return
+        case .authorizationPolicy, .peerAuthentication:
+            if !supportedAPIVersions.contains(apiVersion) {
+                r.fail(.invalidValue, versionNode, "apiVersion", "unsupported apiVersion \(apiVersion) for \(kind); use security.istio.io/v1 or v1beta1")
+                return
+            }
+        case .other:
+            break
         }
         guard let metadataNode = fields["metadata"], let id = decodeMetadata(metadataNode, r) else {
             if fields["metadata"] == nil { r.fail(.missingField, node, "metadata", "every resource needs metadata.name") }
             return
         }
         let location = r.location(node)
-        guard isSecurityKind && isIstioSecurity else {
-            set.otherResources.append(OtherResource(apiVersion: apiVersion, kind: kind, id: id.id, location: location))
+        if resourceKind == .other {
+            context.set.otherResources.append(OtherResource(apiVersion: apiVersion, kind: kind, id: id.id, location: location))
             return
         }
         for key in fields.keys where !["apiVersion", "kind", "metadata", "spec", "status"].contains(key) {
             r.fail(.unknownField, fields[key]!, key, "unknown top-level field \"\(key)\"")
         }
         let key = "\(kind)/\(id.id)"
-        if let first = seen[key] {
+        if let first = context.seen[key] {
             r.fail(.duplicateResource, metadataNode, "metadata.name", "\(kind) \(id.id) is already defined at \(first)")
             return
         }
-        seen[key] = location
+        context.seen[key] = location
         let spec = fields["spec"]
-        if kind == "AuthorizationPolicy" {
+        if resourceKind == .authorizationPolicy {
             let decoder = AuthorizationPolicyDecoder(reader: r, policyNamespace: id.id.namespace)
             if let policy = decoder.decode(spec: spec, id: id.id, annotations: id.annotations, location: location) {
-                set.authorizationPolicies.append(policy)
+                context.set.authorizationPolicies.append(policy)
             }
         } else if let peer = PeerAuthenticationDecoder(reader: r).decode(spec: spec, id: id.id, location: location) {
-            set.peerAuthentications.append(peer)
+            context.set.peerAuthentications.append(peer)
         }
     }
 

@@ -13,6 +13,13 @@ public struct PolicySet: Sendable {
         self.otherResources = otherResources
         self.options = options
     }
+
+    /// How many other resources of each kind, sorted by kind: what `validate`, `/readyz` and
+    /// `meshauthz_other_resources` report, so that a kind meshauthz ignores is seen, not guessed.
+    public var otherResourceCounts: [(kind: String, count: Int)] {
+        Dictionary(grouping: otherResources, by: \.kind).map { ($0.key, $0.value.count) }
+            .sorted { $0.kind.utf8.lexicographicallyPrecedes($1.kind.utf8) }
+    }
 }
 
 /// Mesh-wide settings that change how policies read (istiod's meshConfig).
