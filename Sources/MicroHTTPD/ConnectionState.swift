@@ -15,8 +15,10 @@ final class ConnectionState {
     /// Monotonic time (ns) since which the connection waits for a request's headers; 0 while it does not
     /// (headers complete, or idle between keep-alive requests with no byte of the next one yet).
     var awaitingHeadersSince: UInt64
-    /// Bytes the peer had sent (TCP_INFO) when the last request completed: more means a new request began.
-    var bytesAtRest: UInt64 = 0
+    /// Bytes the peer had sent (TCP_INFO) when the watch first saw the connection idle after a response:
+    /// more means a next request began. nil until sampled (sampling is left to the watch's thread so that
+    /// no request pays for the system call).
+    var bytesAtRest: UInt64?
     /// Still in the watch's table (cleared when libmicrohttpd reports the close).
     var registered = false
     /// Between complete headers and the end of the response (the handler and the body are not under the

@@ -98,15 +98,12 @@ final class ConnectionWatch: @unchecked Sendable {
 
     /// The response has been handed to the kernel (or the request was aborted).
     func requestCompleted(_ connection: ConnectionState) {
-        var received: UInt64 = 0
-        var closeWait: Int32 = 0
-        let known = connection.fd >= 0 && mhz_tcp_progress(connection.fd, &received, &closeWait) == 0
+        // One non-blocking peek: a peer that sent its request and then its FIN is done with the connection.
         let finished = connection.fd >= 0 && mhz_peer_finished_sending(connection.fd) == 1
         locked {
             connection.inRequest = false
             connection.awaitingHeadersSince = 0
-            // Unknown progress: never start a deadline for a next request (the idle timeout governs).
-            connection.bytesAtRest = known ? received : UInt64.max
+            connection.bytesAtRest = nil
             if finished { cutOff(connection, how: Int32(SHUT_RD), halfClosed: true) }
         }
     }
@@ -166,7 +163,8 @@ final class ConnectionWatch: @unchecked Sendable {
         }
     }
 
-    /// Must hold the lock. One `getsockopt` per connection idle between requests, none for the others.
+    /// Must hold the lock. One `getsockopt` (TCP_INFO) per connection idle between requests, none for the
+    /// others.
     private func sweep(now: UInt64) {
         for connection in table.values where !connection.cutOff && !connection.inRequest {
             if connection.awaitingHeadersSince != 0 {
@@ -180,8 +178,14 @@ final class ConnectionWatch: @unchecked Sendable {
             guard connection.fd >= 0, mhz_tcp_progress(connection.fd, &received, &closeWait) == 0 else { continue }
             if closeWait != 0 {
                 cutOff(connection, how: Int32(SHUT_RD), halfClosed: true)
-            } else if received > connection.bytesAtRest {
-                connection.awaitingHeadersSince = now  // a next request has begun: its deadline starts
+            } else if let atRest = connection.bytesAtRest {
+                // A next request has begun: its deadline starts (at most one tick late).
+                if received > atRest { connection.awaitingHeadersSince = now }
+            } else {
+                // First look since the response. Bytes of a next request that arrived before it count as
+                // rest: if that request is still incomplete, the deadline starts with its next byte, and a
+                // client that sends nothing more is idle, under the idle timeout.
+                connection.bytesAtRest = received
             }
         }
     }

@@ -23,6 +23,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var daemon: OpaquePointer?
     private var context: Unmanaged<ServerContext>?
     private var port: UInt16 = 0
+    private var connectionLimit = 0
 
     public init(configuration: HTTPServerConfiguration = HTTPServerConfiguration(), handler: @escaping Handler) {
         self.configuration = configuration
@@ -48,11 +49,9 @@ public final class HTTPServer: @unchecked Sendable {
         lock.withLock { context?.takeUnretainedValue().watch.cutOffs ?? (0, 0) }
     }
 
-    /// The connection limit in force (configured, or derived from the descriptor limit at `start()`).
-    public var effectiveConnectionLimit: Int {
-        configuration.connectionLimit
-            ?? HTTPServerConfiguration.defaultConnectionLimit(fileDescriptorLimit: FileDescriptorLimit.current)
-    }
+    /// The connection limit in force (configured, or derived from the descriptor limit at `start()`); 0
+    /// when stopped.
+    public var effectiveConnectionLimit: Int { lock.withLock { connectionLimit } }
 
     /// How many times the TLS credentials were reloaded after their files changed (0 without TLS).
     public var tlsCredentialReloads: Int {
@@ -179,6 +178,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
             daemon = started
             context = unmanaged
+            self.connectionLimit = connectionLimit
             let mhdPort = mhz_daemon_bind_port(started)
             port = mhdPort != 0 ? mhdPort : mhz_socket_port(fd)
         }
@@ -192,6 +192,7 @@ public final class HTTPServer: @unchecked Sendable {
                 daemon = nil
                 context = nil
                 port = 0
+                connectionLimit = 0
             }
             return (daemon, context)
         }
