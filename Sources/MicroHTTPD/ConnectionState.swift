@@ -55,10 +55,11 @@ final class ConnectionState {
         return verified
     }
 
+    /// The URI SANs of a peer certificate that passed `peerVerified`; empty otherwise.
     func uriSANs(_ connection: OpaquePointer) -> [String] {
         if let sans = cachedSANs { return sans }
         var sans: [String] = []
-        if let session = mhz_connection_tls_session(connection) {
+        if peerVerified(connection), let session = mhz_connection_tls_session(connection) {
             _ = withUnsafeMutablePointer(to: &sans) { pointer in
                 mhz_tls_peer_uri_sans(OpaquePointer(session), { context, value, length in
                     guard let context, let value else { return }
