@@ -42,7 +42,7 @@ public struct ServeConfiguration: Sendable {
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, defaults: ExtAuthzDefaults,
                 engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
                 threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20,
-                maxHeaderBytes: Int = 64 << 10, headerTimeoutSeconds: Double = 10, maxConnections: Int? = nil,
+                maxHeaderBytes: Int = 32 << 10, headerTimeoutSeconds: Double = 10, maxConnections: Int? = nil,
                 maxConnectionsPerIP: Int = 0, trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
                 probeListener: (host: String, port: UInt16)? = nil) {
         self.policyDirectory = policyDirectory

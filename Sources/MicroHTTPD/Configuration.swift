@@ -28,7 +28,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// Gateways on loopback (or a node-local proxy) are one address carrying everyone's traffic, so a
     /// per-address limit is for direct clients only: off by default.
     public var perIPConnectionLimit: Int
-    /// Per-connection memory pool (request line + headers must fit); `nil`: `2 * maxHeaderBytes + 32 KiB`.
+    /// Per-connection memory pool (request line + headers must fit); `nil`: `maxHeaderBytes + 16 KiB`.
+    /// libmicrohttpd zeroes the whole pool after each request: keep it small.
     public var connectionMemoryLimitBytes: Int?
     /// `listen(2)` backlog.
     public var listenBacklog: Int32
@@ -52,7 +53,7 @@ public struct HTTPServerConfiguration: Sendable {
         port: UInt16 = 0,
         connectionTimeoutSeconds: UInt32 = 60,
         maxBodyBytes: Int = 1 << 20,
-        maxHeaderBytes: Int = 64 << 10,
+        maxHeaderBytes: Int = 32 << 10,
         headerTimeoutSeconds: Double = 10,
         threadPoolSize: Int = 1,
         connectionLimit: Int? = nil,

@@ -78,9 +78,10 @@ public final class HTTPServer: @unchecked Sendable {
             guard connectionLimit >= config.threadPoolSize else {
                 throw .invalidConfiguration("connectionLimit must be at least threadPoolSize")
             }
-            // Room for the whole head (libmicrohttpd reads it into half of the pool, then grows into the
-            // rest) plus its parsed header table and the response's headers.
-            let memoryLimit = config.connectionMemoryLimitBytes ?? (2 * config.maxHeaderBytes + (32 << 10))
+            // Room for a whole head of maxHeaderBytes (parsed in place) plus 16 KiB for its header table
+            // and the response's headers. No more: libmicrohttpd 0.9.75 zeroes the whole pool after every
+            // request (MHD_pool_reset), so its size is paid per request and becomes resident per connection.
+            let memoryLimit = config.connectionMemoryLimitBytes ?? (config.maxHeaderBytes + (16 << 10))
 
             var tlsStore: TLSCredentialStore?
             var cStrings: [UnsafeMutablePointer<CChar>] = []  // owned by the context from here on

@@ -49,7 +49,7 @@ struct Serve: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Largest request line + headers (431 above; 403 with a reason under /ext_authz).", valueName: "bytes"))
-    var maxHeaderBytes: Int = 64 << 10
+    var maxHeaderBytes: Int = 32 << 10
 
     @Option(name: .long, help: ArgumentHelp(
         "A connection must deliver a request's headers within this many seconds of starting it, however slowly it trickles them (0: no deadline).",
