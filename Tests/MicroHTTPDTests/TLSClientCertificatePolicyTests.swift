@@ -88,4 +88,42 @@ import Glibc
             }
         }
     }
+
+    /// OpenSSL's client offers whatever certificate it is given (GnuTLS's does not offer one from a CA the
+    /// server did not name): the chain check itself must refuse with the alert too, in both TLS versions.
+    @Test(arguments: [("rogue", "-tls1_2"), ("rogue", "-tls1_3"), ("server-only", "-tls1_3"), ("signing-ca", "-tls1_2")])
+    func openSSLClientsAreRefusedWithABadCertificateAlert(_ presented: String, _ version: String) throws {
+        let pki = try Self.makePKI()
+        var config = HTTPServerConfiguration()
+        config.tls = TLSConfiguration(certificateFile: pki.path("server.crt"), keyFile: pki.path("server.key"),
+                                      clientCAFile: pki.path("trusted.crt"))
+        try withServer(config, handler: { _ in .text("should not happen") }) { server in
+            let output = try Self.sClient(port: server.boundPort, version: version, pki: pki, presented: presented)
+            #expect(output.contains("alert bad certificate"), "\(output)")
+            #expect(!output.contains("should not happen"))
+        }
+    }
+
+    /// Runs `openssl s_client`, sends one request, keeps its input open 1 s for the answer (or the alert),
+    /// and returns what it printed. Bounded: the process is terminated after 5 s.
+    static func sClient(port: UInt16, version: String, pki: TestPKI, presented: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["openssl", "s_client", version, "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.crt"),
+                       "-cert", pki.path("\(presented).crt"), "-key", pki.path("\(presented).key")]
+        let input = Pipe()
+        let output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        p.standardError = output
+        try p.run()
+        input.fileHandleForWriting.write(Data("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        for _ in 0..<50 where p.isRunning { Thread.sleep(forTimeInterval: 0.02) }  // at most 1 s
+        try? input.fileHandleForWriting.close()
+        for _ in 0..<200 where p.isRunning { Thread.sleep(forTimeInterval: 0.02) }  // at most 4 s more
+        if p.isRunning { p.terminate() }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
 }
