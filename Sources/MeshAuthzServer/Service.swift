@@ -143,6 +143,10 @@ public enum Service {
         let scheme = config.tls == nil ? "http" : "https"
         let mtls = config.tls == nil ? "" : ", client certificates required"
         logger.info("connection limit \(server.effectiveConnectionLimit) (open files: \(descriptors)), header deadline \(config.headerTimeoutSeconds) s, per-IP limit \(config.maxConnectionsPerIP == 0 ? "off" : String(config.maxConnectionsPerIP))")
+        if server.effectiveConnectionLimit > descriptors - 256 {
+            // accept() would fail with EMFILE before the limit is reached: say so now, not under load.
+            logger.warning("--max-connections \(server.effectiveConnectionLimit) is above what the open-file limit (\(descriptors)) allows; raise the hard limit (ulimit -Hn) or lower --max-connections")
+        }
         logger.info("listening on \(scheme)://\(showHost(config.host)):\(server.boundPort) (policies: \(config.policyDirectory)\(mtls))")
 
         let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger)
