@@ -45,10 +45,11 @@ enum Attack {
         return condition()
     }
 
-    /// True when the server closed `stream`: a read gives end-of-stream or a reset (not a timeout, not data).
+    /// True when the server has closed `stream`: a read gives end-of-stream or a reset right away (not
+    /// data, not "would block"). Never waits: call it once the server says the connections are gone.
     static func closedByServer(_ stream: TCPStream) -> Bool {
         var byte: UInt8 = 0
-        let n = recv(stream.fd, &byte, 1, 0)
+        let n = recv(stream.fd, &byte, 1, Int32(MSG_DONTWAIT))
         return n == 0 || (n < 0 && errno == ECONNRESET)
     }
 }

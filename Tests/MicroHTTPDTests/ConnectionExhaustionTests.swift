@@ -33,11 +33,11 @@ import Glibc
             #expect(probe.status == 200)
             #expect(probe.milliseconds < 100, "answered in \(probe.milliseconds) ms during 1,200 idle sockets")
 
-            // Nothing sent within the 1 s header deadline: every one is closed (before the 5 s idle timeout
-            // could have done it; each read below waits at most its 5 s socket timeout).
-            #expect(idle.allSatisfy(Attack.closedByServer))
+            // Nothing sent within the 1 s header deadline: every one is closed, within 4 s (before the 5 s
+            // idle timeout could have done it).
+            #expect(Attack.eventually(within: 4) { server.openConnections == 0 })
             #expect(server.cutOffConnections.headerDeadline >= 1200)
-            #expect(Attack.eventually(within: 5) { server.openConnections == 0 })
+            #expect(idle.allSatisfy(Attack.closedByServer))
         }
     }
 
@@ -64,8 +64,8 @@ import Glibc
             }
             #expect(probes.count == 1 && probes[0] < 100, "answered in \(probes) ms during 1,030 slowloris connections")
             #expect(server.cutOffConnections.headerDeadline >= 1030)
-            #expect(slow.allSatisfy(Attack.closedByServer))
             #expect(Attack.eventually(within: 5) { server.openConnections == 0 })
+            #expect(slow.allSatisfy(Attack.closedByServer))
         }
     }
 
@@ -80,15 +80,17 @@ import Glibc
                 try client.send("GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
                 shutdown((client.stream as! TCPStream).fd, Int32(SHUT_WR))
             }
-            var answered = 0
-            var closed = 0
-            for client in clients {
-                if (try? client.readResponse())?.status == 200 { answered += 1 }
-                if client.serverClosed() { closed += 1 }  // within the 5 s socket timeout, not the 60 s one
-            }
-            #expect(answered == 1200)
-            #expect(closed == 1200)
+            // All answered and closed by the server within 5 s (the idle timeout is 60 s).
             #expect(Attack.eventually(within: 5) { server.openConnections == 0 })
+            var answeredAndClosed = 0
+            for client in clients {
+                // The answer is already there (each read waits at most its socket timeout): stop at the
+                // first miss rather than wait on every socket.
+                guard (try? client.readResponse())?.status == 200,
+                      Attack.closedByServer(client.stream as! TCPStream) else { break }
+                answeredAndClosed += 1
+            }
+            #expect(answeredAndClosed == 1200)
 
             let probe = try Attack.probe(port: server.boundPort)
             #expect(probe.status == 200)
@@ -147,7 +149,7 @@ import Glibc
             #expect(Attack.eventually(within: 5) { server.openConnections == 4 })
 
             let fifth = try TCPStream(port: server.boundPort)
-            #expect(Attack.closedByServer(fifth))
+            #expect(Attack.eventually(within: 3) { Attack.closedByServer(fifth) })
             fifth.close()
 
             // Another loopback address is another client.
