@@ -73,6 +73,61 @@ mhz_connection_socket_context(struct MHD_Connection *connection)
   return (NULL == info) ? NULL : info->socket_context;
 }
 
+/* MHD_CONNECTION_INFO_CONNECTION_FD, -1 if unknown. */
+static inline int
+mhz_connection_fd(struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  return (NULL == info) ? -1 : (int)info->connect_fd;
+}
+
+/* MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE (request line + headers, in bytes), 0 if unknown. */
+static inline size_t
+mhz_connection_header_size(struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  return (NULL == info) ? 0 : info->header_size;
+}
+
+/*
+ * What the kernel knows of a TCP connection, for the header deadline (how many bytes the peer has sent
+ * so far) and for half-closed peers (state CLOSE_WAIT: the peer sent its FIN). Reads struct tcp_info
+ * as raw bytes: glibc's <netinet/tcp.h> lacks tcpi_bytes_received and <linux/tcp.h> clashes with it;
+ * the layout only ever grows at the end (tcpi_state at 0, tcpi_bytes_received at 128 since Linux 4.1).
+ * Returns 0, or -1 when the kernel gives no (or too short an) answer.
+ */
+static inline int
+mhz_tcp_progress(int fd, uint64_t *bytes_received, int *close_wait)
+{
+#if defined(__linux__)
+  unsigned char info[256];
+  socklen_t len = sizeof(info);
+  memset(info, 0, sizeof(info));
+  if (0 != getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &len) || len < 136)
+    return -1;
+  memcpy(bytes_received, info + 128, sizeof(uint64_t));
+  *close_wait = (8 == info[0]); /* TCP_CLOSE_WAIT in the kernel's numbering */
+  return 0;
+#else
+  (void)fd; (void)bytes_received; (void)close_wait;
+  return -1;
+#endif
+}
+
+/*
+ * 1 when the peer has shut down its sending side and every byte it sent has been read (a peek reads
+ * end-of-stream), 0 otherwise. Never blocks, never consumes data.
+ */
+static inline int
+mhz_peer_finished_sending(int fd)
+{
+  char byte;
+  ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return (0 == n) ? 1 : 0;
+}
+
 /*
  * Formats an IPv4/IPv6 socket address as text ("127.0.0.1", "::1"; an
  * IPv4-mapped IPv6 address is shown as IPv4). Returns the length written, or

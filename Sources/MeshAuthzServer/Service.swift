@@ -24,6 +24,14 @@ public struct ServeConfiguration: Sendable {
     public var threads: Int
     public var connectionTimeoutSeconds: UInt32
     public var maxBodyBytes: Int
+    /// Largest request line + headers; larger heads are refused (431, or 403 under `/ext_authz`).
+    public var maxHeaderBytes: Int
+    /// A connection must deliver a request's headers within this many seconds of starting it (0: no deadline).
+    public var headerTimeoutSeconds: Double
+    /// Concurrent connections (`nil`: 10,000, or fewer when the descriptor limit is lower).
+    public var maxConnections: Int?
+    /// Concurrent connections per client IP address (0: no limit; gateways on loopback share one address).
+    public var maxConnectionsPerIP: Int
     /// Whose `x-forwarded-client-cert` / `x-authz-source-ip` `/ext_authz` believes.
     public var trust: ForwardedTrust
     /// mTLS on the main listener (client certificates required and verified); nil for plain HTTP.
@@ -40,7 +48,8 @@ public struct ServeConfiguration: Sendable {
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, reading: RequestReading,
                 engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
                 threads: Int = 2, connectionTimeoutSeconds: UInt32 = 60, maxBodyBytes: Int = 4 << 20,
-                trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
+                maxHeaderBytes: Int = 32 << 10, headerTimeoutSeconds: Double = 10, maxConnections: Int? = nil,
+                maxConnectionsPerIP: Int = 0, trust: ForwardedTrust = ForwardedTrust(), tls: TLSFiles? = nil,
                 probeListener: (host: String, port: UInt16)? = nil) {
         self.policyDirectory = policyDirectory
         self.host = host
@@ -53,6 +62,10 @@ public struct ServeConfiguration: Sendable {
         self.threads = threads
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
         self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.headerTimeoutSeconds = headerTimeoutSeconds
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerIP = maxConnectionsPerIP
         self.trust = trust
         self.tls = tls
         self.probeListener = probeListener
@@ -89,6 +102,9 @@ public enum Service {
     /// Runs until SIGINT/SIGTERM; returns the process exit code (0 after a clean stop, 1 if the server
     /// could not start). Call `blockSignals()` first.
     public static func run(_ config: ServeConfiguration, logger: Logger) -> Int32 {
+        // Every connection is a descriptor: the usual soft limit (1,024) would cap the server below its
+        // connection limit, so take what the hard limit allows.
+        let descriptors = FileDescriptorLimit.raiseToHardLimit()
         let store = PolicyStore()
         let metrics = Metrics()
         let reloader = Reloader(directory: config.policyDirectory, options: config.mesh, engine: config.engine,
@@ -101,16 +117,21 @@ public enum Service {
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
-            maxBodyBytes: config.maxBodyBytes, threadPoolSize: config.threads,
+            maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
+            headerTimeoutSeconds: config.headerTimeoutSeconds, threadPoolSize: config.threads,
+            connectionLimit: config.maxConnections, perIPConnectionLimit: config.maxConnectionsPerIP,
             tls: config.tls.map { TLSConfiguration(certificateFile: $0.certificate, keyFile: $0.key, clientCAFile: $0.clientCA) },
-            errorLogger: { message in serverLogger.warning("libmicrohttpd: \(message)") })
+            errorLogger: { message in serverLogger.warning("libmicrohttpd: \(message)") },
+            refusal: Refusals.response)
         let server = HTTPServer(configuration: httpConfig) { request in api.handle(request) }
 
         var probeServer: HTTPServer?
         if let probe = config.probeListener {
             let probeConfig = HTTPServerConfiguration(
                 host: probe.host, port: probe.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
-                maxBodyBytes: 0, threadPoolSize: 1,
+                maxBodyBytes: 0, headerTimeoutSeconds: config.headerTimeoutSeconds, threadPoolSize: 1,
+                // Probes and scrapers need a handful; a cap keeps this port from eating the descriptors.
+                connectionLimit: 256, perIPConnectionLimit: config.maxConnectionsPerIP,
                 errorLogger: { message in serverLogger.warning("libmicrohttpd (probes): \(message)") })
             probeServer = HTTPServer(configuration: probeConfig) { request in api.handleProbe(request) }
         }
@@ -128,6 +149,11 @@ public enum Service {
         }
         let scheme = config.tls == nil ? "http" : "https"
         let mtls = config.tls == nil ? "" : ", client certificates required"
+        logger.info("connection limit \(server.effectiveConnectionLimit) (open files: \(descriptors)), header deadline \(config.headerTimeoutSeconds) s, per-IP limit \(config.maxConnectionsPerIP == 0 ? "off" : String(config.maxConnectionsPerIP))")
+        if server.effectiveConnectionLimit > descriptors - 256 {
+            // accept() would fail with EMFILE before the limit is reached: say so now, not under load.
+            logger.warning("--max-connections \(server.effectiveConnectionLimit) is above what the open-file limit (\(descriptors)) allows; raise the hard limit (ulimit -Hn) or lower --max-connections")
+        }
         logger.info("listening on \(scheme)://\(showHost(config.host)):\(server.boundPort) (policies: \(config.policyDirectory)\(mtls))")
 
         let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger)

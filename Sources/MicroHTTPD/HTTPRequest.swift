@@ -48,11 +48,13 @@ public struct HTTPRequest {
         return rawTarget[rawTarget.utf8.index(after: q)...]
     }
 
-    /// The first value of a request header; the name is matched case-insensitively.
+    /// The first value of a request header; the name is matched case-insensitively. Values never carry
+    /// the optional whitespace around them (RFC 9110 5.5): libmicrohttpd 0.9.75 strips the leading part
+    /// only, so a trailing space would otherwise make `default ` a different namespace than `default`.
     public func header(_ name: String) -> String? {
         guard state.inHandler else { return nil }
         guard let value = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, name) else { return nil }
-        return String(cString: value)
+        return fieldValue(value, strlen(value))
     }
 
     /// Every value of a request header that was sent several times, in order (case-insensitive name).
@@ -73,7 +75,7 @@ public struct HTTPRequest {
                 _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, { cls, _, key, value in
                     guard let cls, let key else { return MHD_Result.YES }
                     let visit = cls.assumingMemoryBound(to: ((String, String) -> Void).self).pointee
-                    visit(String(cString: key), value.map { String(cString: $0) } ?? "")
+                    visit(String(cString: key), value.map { fieldValue($0, strlen($0)) } ?? "")
                     return MHD_Result.YES
                 }, pointer)
             }
@@ -93,9 +95,10 @@ public struct HTTPRequest {
                     guard let key, c.pointee.1 < c.pointee.2 else { return MHD_Result.YES }
                     let name = UnsafeRawPointer(key).assumingMemoryBound(to: UInt8.self)
                     let text = value.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
+                    let length = text == nil ? 0 : withoutTrailingWhitespace(value!, valueLength)
                     (c.pointee.0 + c.pointee.1).initialize(to: HTTPHeaderField(
                         name: UnsafeBufferPointer(start: name, count: keyLength),
-                        value: UnsafeBufferPointer(start: text, count: text == nil ? 0 : valueLength)))
+                        value: UnsafeBufferPointer(start: text, count: length)))
                     c.pointee.1 += 1
                     return MHD_Result.YES
                 }, pointer)
@@ -183,48 +186,17 @@ final class Protected<T>: @unchecked Sendable {
 }
 #endif
 
-/// Per-connection state for TLS connections, owned by the connection's socket context.
-final class ConnectionState {
-    /// Keeps the credentials the session was started with alive as long as the connection.
-    let credentials: TLSCredentials?
-    private var cachedSANs: [String]?
-    private var cachedVerified: Bool?
+/// `length` without the spaces and tabs that end `value` (optional whitespace is not part of a field value).
+func withoutTrailingWhitespace(_ value: UnsafePointer<CChar>, _ length: Int) -> Int {
+    var end = length
+    while end > 0, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
+    return end
+}
 
-    init(credentials: TLSCredentials?) { self.credentials = credentials }
-
-    static func of(_ connection: OpaquePointer) -> ConnectionState? {
-        guard let raw = mhz_connection_socket_context(connection) else { return nil }
-        return Unmanaged<ConnectionState>.fromOpaque(raw).takeUnretainedValue()
-    }
-
-    /// The peer presented a certificate and the handshake verified it (checked once).
-    func peerVerified(_ connection: OpaquePointer) -> Bool {
-        if let v = cachedVerified { return v }
-        var verified = false
-        if let session = mhz_connection_tls_session(connection) {
-            let s = OpaquePointer(session)
-            var count: UInt32 = 0
-            verified = gnutls_session_get_verify_cert_status(s) == 0
-                && gnutls_certificate_get_peers(s, &count) != nil && count > 0
-        }
-        cachedVerified = verified
-        return verified
-    }
-
-    func uriSANs(_ connection: OpaquePointer) -> [String] {
-        if let sans = cachedSANs { return sans }
-        var sans: [String] = []
-        if let session = mhz_connection_tls_session(connection) {
-            _ = withUnsafeMutablePointer(to: &sans) { pointer in
-                mhz_tls_peer_uri_sans(OpaquePointer(session), { context, value, length in
-                    guard let context, let value else { return }
-                    let bytes = UnsafeRawBufferPointer(start: value, count: length)
-                    context.assumingMemoryBound(to: [String].self).pointee
-                        .append(String(decoding: bytes, as: UTF8.self))
-                }, pointer)
-            }
-        }
-        cachedSANs = sans
-        return sans
+/// A field value as a String, trailing whitespace removed.
+func fieldValue(_ value: UnsafePointer<CChar>, _ length: Int) -> String {
+    let end = withoutTrailingWhitespace(value, length)
+    return value.withMemoryRebound(to: UInt8.self, capacity: end) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: end), as: UTF8.self)
     }
 }

@@ -23,6 +23,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var daemon: OpaquePointer?
     private var context: Unmanaged<ServerContext>?
     private var port: UInt16 = 0
+    private var connectionLimit = 0
 
     public init(configuration: HTTPServerConfiguration = HTTPServerConfiguration(), handler: @escaping Handler) {
         self.configuration = configuration
@@ -36,6 +37,21 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// `true` between a successful `start()` and `stop()`.
     public var isRunning: Bool { lock.withLock { daemon != nil } }
+
+    /// Connections open right now (accepted and not yet closed); 0 when stopped.
+    public var openConnections: Int {
+        lock.withLock { context?.takeUnretainedValue().watch.openConnections ?? 0 }
+    }
+
+    /// Connections the server shut down itself: past the header deadline, and half-closed by their peer
+    /// after a request.
+    public var cutOffConnections: (headerDeadline: Int, halfClosed: Int) {
+        lock.withLock { context?.takeUnretainedValue().watch.cutOffs ?? (0, 0) }
+    }
+
+    /// The connection limit in force (configured, or derived from the descriptor limit at `start()`); 0
+    /// when stopped.
+    public var effectiveConnectionLimit: Int { lock.withLock { connectionLimit } }
 
     /// How many times the TLS credentials were reloaded after their files changed (0 without TLS).
     public var tlsCredentialReloads: Int {
@@ -52,6 +68,22 @@ public final class HTTPServer: @unchecked Sendable {
             let config = configuration
             guard config.maxBodyBytes >= 0 else { throw .invalidConfiguration("maxBodyBytes must be >= 0") }
             guard config.threadPoolSize >= 1 else { throw .invalidConfiguration("threadPoolSize must be >= 1") }
+            guard config.maxHeaderBytes >= 1024 else { throw .invalidConfiguration("maxHeaderBytes must be >= 1024") }
+            guard config.headerTimeoutSeconds >= 0, config.headerTimeoutSeconds.isFinite else {
+                throw .invalidConfiguration("headerTimeoutSeconds must be >= 0")
+            }
+            guard config.perIPConnectionLimit >= 0 else { throw .invalidConfiguration("perIPConnectionLimit must be >= 0") }
+            let connectionLimit = config.connectionLimit
+                ?? HTTPServerConfiguration.defaultConnectionLimit(fileDescriptorLimit: FileDescriptorLimit.current)
+            guard connectionLimit >= config.threadPoolSize else {
+                throw .invalidConfiguration("connectionLimit must be at least threadPoolSize")
+            }
+            // Room for a whole head of maxHeaderBytes (parsed in place) plus 16 KiB for its header table
+            // and the response's headers. No more: libmicrohttpd 0.9.75 zeroes the whole pool after every
+            // request (MHD_pool_reset), so its size is paid per request and becomes resident per connection:
+            // the default (16 KiB of head) gives libmicrohttpd's own default pool, 32 KiB, whose memset is
+            // already ~49,000 of the ~75,000 instructions of an /ext_authz request (BENCHMARKS.md §3).
+            let memoryLimit = config.connectionMemoryLimitBytes ?? (config.maxHeaderBytes + (16 << 10))
 
             var tlsStore: TLSCredentialStore?
             var cStrings: [UnsafeMutablePointer<CChar>] = []  // owned by the context from here on
@@ -87,8 +119,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
 
             let listenIdentity = socketIdentity(fd)
-            let ctx = ServerContext(handler: handler, maxBodyBytes: config.maxBodyBytes, tls: tlsStore,
-                                    log: config.errorLogger, ownedCStrings: cStrings)
+            let ctx = ServerContext(handler: handler, configuration: config, tls: tlsStore, ownedCStrings: cStrings)
             let unmanaged = Unmanaged.passRetained(ctx)
             let cls = unmanaged.toOpaque()
 
@@ -117,18 +148,19 @@ public final class HTTPServer: @unchecked Sendable {
                 options.append(MHD_OptionItem(option: MHD_OPTION.THREAD_POOL_SIZE, value: config.threadPoolSize,
                                               ptr_value: nil))
             }
-            if let limit = config.connectionLimit {
-                options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_LIMIT, value: limit, ptr_value: nil))
+            // Always set: libmicrohttpd's default is FD_SETSIZE - 4 (1,020) even with epoll. With a thread
+            // pool it is split evenly between the threads.
+            options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_LIMIT, value: connectionLimit, ptr_value: nil))
+            if config.perIPConnectionLimit > 0 {
+                options.append(MHD_OptionItem(option: MHD_OPTION.PER_IP_CONNECTION_LIMIT,
+                                              value: config.perIPConnectionLimit, ptr_value: nil))
             }
-            if let limit = config.connectionMemoryLimitBytes {
-                options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: limit,
-                                              ptr_value: nil))
-            }
-            if tlsStore != nil {
-                options.append(MHD_OptionItem(option: MHD_OPTION.NOTIFY_CONNECTION,
-                                              value: unsafeBitCast(connectionNotify as ConnectionFn, to: Int.self),
-                                              ptr_value: cls))
-            }
+            options.append(MHD_OptionItem(option: MHD_OPTION.CONNECTION_MEMORY_LIMIT, value: memoryLimit,
+                                          ptr_value: nil))
+            // Every connection gets a ConnectionState (header deadline, half-close, TLS policy).
+            options.append(MHD_OptionItem(option: MHD_OPTION.NOTIFY_CONNECTION,
+                                          value: unsafeBitCast(connectionNotify as ConnectionFn, to: Int.self),
+                                          ptr_value: cls))
 
             options += tlsOptions
             options.append(MHD_OptionItem(option: MHD_OPTION.END, value: 0, ptr_value: nil))
@@ -142,8 +174,14 @@ public final class HTTPServer: @unchecked Sendable {
                 unmanaged.release()
                 throw .daemonStartFailed
             }
+            guard ctx.watch.start() else {
+                MHD_stop_daemon(started)
+                unmanaged.release()
+                throw .invalidConfiguration("cannot start the connection watch thread")
+            }
             daemon = started
             context = unmanaged
+            self.connectionLimit = connectionLimit
             let mhdPort = mhz_daemon_bind_port(started)
             port = mhdPort != 0 ? mhdPort : mhz_socket_port(fd)
         }
@@ -157,10 +195,13 @@ public final class HTTPServer: @unchecked Sendable {
                 daemon = nil
                 context = nil
                 port = 0
+                connectionLimit = 0
             }
             return (daemon, context)
         }
         guard let d else { return }
+        // First, so that nothing is shut down while libmicrohttpd closes everything.
+        ctx?.takeUnretainedValue().watch.stop()
         // Outside the lock: joins the daemon's threads (a handler may still be reading `boundPort`), closes
         // the listening socket and every connection, freeing per-request and per-connection state.
         MHD_stop_daemon(d)
@@ -174,20 +215,26 @@ public final class HTTPServer: @unchecked Sendable {
 final class ServerContext: @unchecked Sendable {
     let handler: HTTPServer.Handler
     let maxBodyBytes: Int
+    let maxHeaderBytes: Int
     let tls: TLSCredentialStore?
     let log: (@Sendable (String) -> Void)?
+    let refusal: (@Sendable (HTTPRefusal, String) -> HTTPResponse)?
+    let watch: ConnectionWatch
     /// For MHD_OPTION_EXTERNAL_LOGGER; lives as long as the context.
     let logger: UnsafeMutablePointer<mhz_logger>
     /// Option strings handed to libmicrohttpd (TLS PEMs, priorities): freed with the context.
     private let ownedCStrings: [UnsafeMutablePointer<CChar>]
 
-    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, tls: TLSCredentialStore?,
-         log: (@Sendable (String) -> Void)?, ownedCStrings: [UnsafeMutablePointer<CChar>]) {
+    init(handler: @escaping HTTPServer.Handler, configuration: HTTPServerConfiguration, tls: TLSCredentialStore?,
+         ownedCStrings: [UnsafeMutablePointer<CChar>]) {
         self.ownedCStrings = ownedCStrings
         self.handler = handler
-        self.maxBodyBytes = maxBodyBytes
+        self.maxBodyBytes = configuration.maxBodyBytes
+        self.maxHeaderBytes = configuration.maxHeaderBytes
         self.tls = tls
-        self.log = log
+        self.log = configuration.errorLogger
+        self.refusal = configuration.refusal
+        self.watch = ConnectionWatch(headerTimeoutSeconds: configuration.headerTimeoutSeconds)
         logger = .allocate(capacity: 1)
         logger.initialize(to: mhz_logger(log: nil, context: nil))
         logger.pointee.context = Unmanaged.passUnretained(self).toOpaque()
@@ -250,40 +297,58 @@ private func uriLogCallback(
     return Unmanaged.passRetained(state).toOpaque()
 }
 
-/// MHD_OPTION_NOTIFY_COMPLETED: frees the per-request state.
+/// MHD_OPTION_NOTIFY_COMPLETED: the response is out (or the request was aborted). Frees the per-request
+/// state and tells the watch, which closes the connection if the peer has already finished sending.
 private func requestCompleted(
     _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
     _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_RequestTerminationCode
 ) {
+    if let cls, let connection, let conn = ConnectionState.of(connection) {
+        Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().watch.requestCompleted(conn)
+    }
     guard let conCls, let raw = conCls.pointee else { return }
     conCls.pointee = nil
     Unmanaged<RequestState>.fromOpaque(raw).release()
 }
 
-/// MHD_OPTION_NOTIFY_CONNECTION (TLS only): before each handshake, hand the session the current
-/// credentials and require + verify a client certificate.
+/// MHD_OPTION_NOTIFY_CONNECTION: every accepted connection gets a ConnectionState, registered with the
+/// watch until the close. For TLS, before the handshake: hand the session the current credentials and
+/// require + verify a client certificate.
 private func connectionNotify(
     _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
     _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_ConnectionNotificationCode
 ) {
     guard let cls, let connection, let socketContext else { return }
-    if code == MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_STARTED {
-        let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
-        guard let store = context.tls else { return }
-        guard let session = mhz_connection_tls_session(connection) else {
-            context.log?("TLS connection without a GnuTLS session; its requests will be refused")
-            return
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    switch code {
+    case MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_STARTED:
+        var credentials: TLSCredentials?
+        if let store = context.tls {
+            if let session = mhz_connection_tls_session(connection) {
+                let current = store.credentialsForNewConnection()
+                let rc = mhz_tls_require_client_certificate(OpaquePointer(session), current.raw)
+                if rc < 0 {
+                    context.log?("cannot set TLS credentials on a session: \(String(cString: gnutls_strerror(rc)))")
+                }
+                credentials = current
+            } else {
+                // peerVerified() is then false: every request on it is refused.
+                context.log?("TLS connection without a GnuTLS session; its requests will be refused")
+            }
         }
-        let credentials = store.credentialsForNewConnection()
-        let rc = mhz_tls_require_client_certificate(OpaquePointer(session), credentials.raw)
-        if rc < 0 {
-            context.log?("cannot set TLS credentials on a session: \(String(cString: gnutls_strerror(rc)))")
-        }
-        socketContext.pointee = Unmanaged.passRetained(ConnectionState(credentials: credentials)).toOpaque()
-    } else if code == MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_CLOSED {
+        let state = ConnectionState(fd: mhz_connection_fd(connection), credentials: credentials,
+                                    now: ConnectionWatch.now())
+        socketContext.pointee = Unmanaged.passRetained(state).toOpaque()
+        context.watch.opened(state)
+    case MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_CLOSED:
         guard let raw = socketContext.pointee else { return }
         socketContext.pointee = nil
-        Unmanaged<ConnectionState>.fromOpaque(raw).release()
+        let state = Unmanaged<ConnectionState>.fromOpaque(raw)
+        context.watch.closed(state.takeUnretainedValue())
+        state.release()
+    default:
+        // A C enum: libmicrohttpd may add notifications; none of them concerns us.
+        return
     }
 }
 
@@ -310,20 +375,28 @@ private func accessHandler(
 
     switch state.phase {
     case .new:
+        let conn = ConnectionState.of(connection)
+        if let conn { context.watch.headersComplete(conn) }
         // A TLS request is only served to a verified client (the handshake already insists on it).
         if context.tls != nil {
-            guard let conn = ConnectionState.of(connection), conn.peerVerified(connection) else {
+            guard let conn, conn.peerVerified(connection) else {
                 state.phase = .done
                 return MHD_Result.NO
             }
         }
-        if let declared = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Content-Length") {
-            let length = parseContentLength(declared)
-            if length < 0 || length > context.maxBodyBytes {
-                state.phase = .done
-                return queue(connection, payloadTooLarge(context), closing: true)
+        if mhz_connection_header_size(connection) > context.maxHeaderBytes {
+            return refuse(context, connection, state, .headersTooLarge(limit: context.maxHeaderBytes))
+        }
+        switch RequestFraming.check(connection) {
+        case .refused(let problem):
+            return refuse(context, connection, state, .badFraming(problem))
+        case .acceptable(let contentLength):
+            if let length = contentLength {
+                if length > context.maxBodyBytes {
+                    return refuse(context, connection, state, .bodyTooLarge(limit: context.maxBodyBytes))
+                }
+                if length > 0 { state.body.reserveCapacity(length) }
             }
-            if length > 0 { state.body.reserveCapacity(length) }
         }
         state.phase = .receiving
         return MHD_Result.YES
@@ -353,8 +426,7 @@ private func accessHandler(
             uploadDataSize.pointee = 0
             return MHD_Result.YES
         }
-        state.phase = .done
-        return queue(connection, payloadTooLarge(context), closing: true)
+        return refuse(context, connection, state, .bodyTooLarge(limit: context.maxBodyBytes))
 
     case .done:
         return MHD_Result.YES
@@ -386,9 +458,14 @@ private func respond(
     return queue(connection, HTTPResponse(status: 500), closing: true)
 }
 
-private func payloadTooLarge(_ context: ServerContext) -> HTTPResponse {
-    HTTPResponse(status: 413, headers: [("Content-Type", "text/plain; charset=utf-8")],
-                 body: "request body larger than \(context.maxBodyBytes) bytes\n")
+/// Answers a refusal (through the configured hook, if any) and closes the connection after it.
+private func refuse(
+    _ context: ServerContext, _ connection: OpaquePointer, _ state: RequestState, _ refusal: HTTPRefusal
+) -> MHD_Result {
+    state.phase = .done
+    let response = context.refusal?(refusal, state.rawTarget) ?? refusal.defaultResponse
+    if queue(connection, response, closing: true) == MHD_Result.YES { return MHD_Result.YES }
+    return queue(connection, refusal.defaultResponse, closing: true)
 }
 
 /// Queues `response` on `connection`. libmicrohttpd copies the body (MHD_ResponseMemoryMode.RESPMEM_MUST_COPY).
@@ -400,20 +477,4 @@ private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, closin
     let rc = MHD_queue_response(connection, clampedStatus(response.status), mhdResponse)
     MHD_destroy_response(mhdResponse)
     return rc
-}
-
-/// Decimal Content-Length; -1 when malformed or absurd.
-private func parseContentLength(_ text: UnsafePointer<CChar>) -> Int {
-    var value = 0
-    var p = text
-    var digits = 0
-    while p.pointee == 0x20 || p.pointee == 0x09 { p += 1 }
-    while p.pointee >= 0x30 && p.pointee <= 0x39 {
-        value = value &* 10 &+ Int(p.pointee - 0x30)
-        digits += 1
-        if digits > 15 { return -1 }
-        p += 1
-    }
-    while p.pointee == 0x20 || p.pointee == 0x09 { p += 1 }
-    return (digits > 0 && p.pointee == 0) ? value : -1
 }

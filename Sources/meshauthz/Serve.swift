@@ -63,6 +63,25 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Largest accepted request body (413 above).", valueName: "bytes"))
     var maxBodyBytes: Int = 4 << 20
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Largest request line + headers (431 above; 403 with a reason under /ext_authz).", valueName: "bytes"))
+    var maxHeaderBytes: Int = 16 << 10
+
+    @Option(name: .long, help: ArgumentHelp(
+        "A connection must deliver a request's headers within this many seconds of starting it, however slowly it trickles them (0: no deadline).",
+        valueName: "seconds"))
+    var headerTimeout: Double = 10
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Concurrent connections; more wait in the listen backlog (default: 10000, or the open-file limit minus 256 if lower).",
+        valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Concurrent connections from one client IP address; more are closed at once (0: no limit, the default, since gateways on loopback share one address).",
+        valueName: "n"))
+    var maxConnectionsPerIp: Int = 0
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
         "Peers whose x-forwarded-client-cert and x-authz-source-ip /ext_authz believes (CIDRs, comma-separated, repeatable; default: loopback only). From others they are ignored.",
         valueName: "cidr[,cidr...]"))
@@ -108,6 +127,12 @@ struct Serve: ParsableCommand {
         guard reloadSettle >= 0, reloadSettle <= 60 else { throw ValidationError("--reload-settle must be between 0 and 60") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
         guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must be >= 0") }
+        guard maxHeaderBytes >= 1024 else { throw ValidationError("--max-header-bytes must be >= 1024") }
+        guard headerTimeout >= 0, headerTimeout.isFinite else { throw ValidationError("--header-timeout must be >= 0") }
+        if let maxConnections, !(threads...10_000_000).contains(maxConnections) {
+            throw ValidationError("--max-connections must be at least --threads (\(threads))")
+        }
+        guard maxConnectionsPerIp >= 0 else { throw ValidationError("--max-connections-per-ip must be >= 0") }
         _ = try forwardedTrust()
         let tlsFiles = [tlsCert, tlsKey, clientCa].compactMap { $0 }
         guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
@@ -138,6 +163,8 @@ struct Serve: ParsableCommand {
             engine: EngineKind(rawValue: engine) ?? .compiled,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
             connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,
+            maxHeaderBytes: maxHeaderBytes, headerTimeoutSeconds: headerTimeout, maxConnections: maxConnections,
+            maxConnectionsPerIP: maxConnectionsPerIp,
             trust: try forwardedTrust(),
             tls: tlsCert.flatMap { cert in
                 tlsKey.flatMap { key in clientCa.map { TLSFiles(certificate: cert, key: key, clientCA: $0) } }

@@ -36,16 +36,24 @@ final class TestPKI {
     }
 
     /// Self-signed CA `name.crt` / `name.key`.
-    func makeCA(_ name: String) throws {
+    func makeCA(_ name: String, keyUsage: String = "keyCertSign,cRLSign") throws {
         try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                      "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2", "-subj", "/CN=\(name)",
                      "-addext", "basicConstraints=critical,CA:TRUE",
-                     "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+                     "-addext", "keyUsage=critical,\(keyUsage)"])
     }
 
-    /// Leaf `name.crt` / `name.key` signed by `ca`, with the given subjectAltName list.
-    func makeLeaf(_ name: String, ca: String, cn: String, san: String?, usage: String) throws {
-        var ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=\(usage)\n"
+    /// `name` holding the concatenation of `files` (a CA bundle).
+    func bundle(_ name: String, of files: [String]) throws {
+        let text = try files.map { try String(contentsOfFile: path($0), encoding: .utf8) }.joined()
+        try text.write(toFile: path(name), atomically: true, encoding: .utf8)
+    }
+
+    /// Leaf `name.crt` / `name.key` signed by `ca`, with the given subjectAltName list and extended key
+    /// usage (`nil`: no extendedKeyUsage extension at all).
+    func makeLeaf(_ name: String, ca: String, cn: String, san: String?, usage: String?) throws {
+        var ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        if let usage { ext += "extendedKeyUsage=\(usage)\n" }
         if let san { ext += "subjectAltName=\(san)\n" }
         try ext.write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
         try openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -58,8 +66,8 @@ final class TestPKI {
         try makeLeaf(name, ca: ca, cn: cn, san: "DNS:localhost,IP:127.0.0.1", usage: "serverAuth")
     }
 
-    func makeClient(_ name: String, ca: String, spiffe: String?) throws {
-        try makeLeaf(name, ca: ca, cn: name, san: spiffe.map { "URI:\($0)" }, usage: "clientAuth")
+    func makeClient(_ name: String, ca: String, spiffe: String?, usage: String? = "clientAuth") throws {
+        try makeLeaf(name, ca: ca, cn: name, san: spiffe.map { "URI:\($0)" }, usage: usage)
     }
 
     /// Replaces `dst` with a copy of `src` atomically (write elsewhere, then rename), like a secret rotation.
@@ -106,7 +114,7 @@ final class TLSStream: ByteStream {
                 gnutls_certificate_verification_status_print(gnutls_session_get_verify_cert_status(session),
                                                              GNUTLS_CRT_X509, &out, 0)
                 let status = out.data.map { String(cString: $0) } ?? ""
-                throw ClientError("handshake: \(String(cString: gnutls_strerror(rc))) \(status) peer=\(serverSubject ?? "?")")
+                throw ClientError("handshake: \(String(cString: gnutls_strerror(rc)))\(alertText(rc)) \(status) peer=\(serverSubject ?? "?")")
             }
         } catch {
             close()
@@ -130,9 +138,15 @@ final class TLSStream: ByteStream {
             let n = buffer.withUnsafeMutableBytes { gnutls_record_recv(session, $0.baseAddress, max) }
             if n == Int(GNUTLS_E_AGAIN) || n == Int(GNUTLS_E_INTERRUPTED) { continue }
             if n == Int(GNUTLS_E_PREMATURE_TERMINATION) { return [] }
-            if n < 0 { throw ClientError("tls recv: \(String(cString: gnutls_strerror(Int32(n))))") }
+            if n < 0 { throw ClientError("tls recv: \(String(cString: gnutls_strerror(Int32(n))))\(alertText(Int32(n)))") }
             return Array(buffer[0..<n])
         }
+    }
+
+    /// ` alert: NAME` (e.g. `Certificate is bad`) when `rc` says the server sent a fatal alert, else empty.
+    private func alertText(_ rc: Int32) -> String {
+        guard rc == GNUTLS_E_FATAL_ALERT_RECEIVED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED, let session else { return "" }
+        return " alert: " + (gnutls_alert_get_name(gnutls_alert_get(session)).map { String(cString: $0) } ?? "?")
     }
 
     /// The server certificate's subject DN, e.g. `CN=server-v1`.

@@ -130,7 +130,8 @@ def test_repeated_trusted_header_is_refused(pdp, header):
     # libmicrohttpd itself may refuse a repeated Host with 400; either way the request is not allowed
     assert resp.status in (400, 403), resp.status
     if resp.status == 403:
-        assert "more than once" in resp.getheader("x-meshauthz-reason"), resp.getheaders()
+        reason = resp.getheader("x-meshauthz-reason")
+        assert "more than once" in reason or "more than one Host" in reason, resp.getheaders()
 
 
 # -- methods --------------------------------------------------------------------------------------------------------
@@ -140,6 +141,8 @@ DENY_DELETE = [
                           "rules": [{"to": [{"operation": {"methods": ["DELETE"]}}]}]}),
 ]
 BAD_METHODS = ["delete", "DeLeTe", "DELETE ", "DELETE\t", "GE(T", "D3LETE"]
+# In a header, trailing whitespace is not part of the value (RFC 9110 §5.5): `X-Original-Method: DELETE ` is DELETE.
+TRAILING_SPACE = {"DELETE ", "DELETE\t"}
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +165,10 @@ def test_bad_method_never_passes_a_deny(deny_delete, method, convention):
     else:
         h = {"X-Forwarded-Uri": "/x", "X-Forwarded-Method": method, "X-Forwarded-Host": "api.example.com"}
     status, reason, _ = raw(deny_delete.port, "GET", "/ext_authz", h)
-    assert status == 403 and "upper-case token" in reason, (method, status, reason)
+    if method in TRAILING_SPACE:
+        assert status == 403 and "deny-delete" in reason, (method, status, reason)
+    else:
+        assert status == 403 and "upper-case token" in reason, (method, status, reason)
     ok = dict(h, **{k: "DELETE" for k in h if k.endswith("Method")})
     assert raw(deny_delete.port, "GET", "/ext_authz", ok)[0] == 403
     ok = dict(h, **{k: "GET" for k in h if k.endswith("Method")})
