@@ -36,13 +36,17 @@ enum RequestFraming {
         var problem: FramingProblem?
 
         mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-            if equalsIgnoringCase(name, "host") {
+            // By length first: this runs for every header of every request.
+            switch name.count {
+            case 4 where equalsIgnoringCase(name, "host"):
                 hosts += 1
-            } else if equalsIgnoringCase(name, "transfer-encoding") {
+            case 17 where equalsIgnoringCase(name, "transfer-encoding"):
                 transferEncodings += 1
                 if !equalsIgnoringCase(trimmed(value), "chunked") { chunkedOnly = false }
-            } else if equalsIgnoringCase(name, "content-length") {
+            case 14 where equalsIgnoringCase(name, "content-length"):
                 addContentLength(value)
+            default:
+                break  // not a framing header
             }
         }
 

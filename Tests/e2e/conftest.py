@@ -59,7 +59,8 @@ class CaseServers:
             d = self.tmp_factory.mktemp("case")
             harness.write_policies(d, case.get("policies") or [])
             # a case with no policies (001-no-policies) means its empty set: say so, as an operator would
-            args = ["--engine", engine] + ([] if case.get("policies") else ["--allow-empty"])
+            # and the files are complete before the server starts: no settle time (the reload tests keep it)
+            args = ["--engine", engine, "--reload-settle", "0"] + ([] if case.get("policies") else ["--allow-empty"])
             try:
                 self.current = harness.Server(d, extra_args=args, binary=self.binary)
             except harness.HarnessError as e:

@@ -179,17 +179,13 @@ public struct ForwardedClientCert: Sendable, Hashable {
     /// Where the last element starts: after the last comma outside quotes, scanning backwards. A quote
     /// preceded by an odd number of backslashes is escaped. Nil when the quotes of the tail do not balance.
     static func lastElementStart(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        #if canImport(Glibc)
         // The usual header has no quotes (no Subject, Cert or Chain): then the last comma is the boundary, and
         // libc's vectorized scans find it in a fraction of the byte loop below (~700 instructions a request).
-        if let base = bytes.baseAddress, memchr(base, Int32(quote), bytes.count) == nil {
+        if lacks(quote, bytes) {
             var start = 0
-            while start < bytes.count, let next = memchr(base + start, Int32(comma), bytes.count - start) {
-                start = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(next)) + 1
-            }
+            while case let found = next(comma, bytes, from: start), found < bytes.count { start = found + 1 }
             return start
         }
-        #endif
         var quoted = false
         var index = bytes.count - 1
         while index >= 0 {
@@ -263,6 +259,10 @@ public struct ForwardedClientCert: Sendable, Hashable {
     static func scanElement(_ bytes: UnsafeBufferPointer<UInt8>, _ visit: (RawPair) -> Void) -> Bool {
         var index = 0
         let count = bytes.count
+        // Without a quote or a comma anywhere (the usual element: By, Hash, URI), an unquoted value ends at
+        // the next `;` and nothing inside it can be malformed, so libc's vectorized scan finds its end
+        // (about 800 instructions fewer a request than the byte loop for a SPIFFE element with its hash).
+        let plain = Self.lacks(quote, bytes) && Self.lacks(comma, bytes)
         while true {
             while index < count && isSpace(bytes[index]) { index += 1 }
             let keyStart = index
@@ -299,9 +299,13 @@ public struct ForwardedClientCert: Sendable, Hashable {
                 while index < count && isSpace(bytes[index]) { index += 1 }
                 guard index == count || bytes[index] == semicolon else { return false }
             } else {
-                while index < count, bytes[index] != semicolon {
-                    if bytes[index] == quote || bytes[index] == comma { return false }
-                    index += 1
+                if plain {
+                    index = Self.next(semicolon, bytes, from: index)
+                } else {
+                    while index < count, bytes[index] != semicolon {
+                        if bytes[index] == quote || bytes[index] == comma { return false }
+                        index += 1
+                    }
                 }
                 var valueEnd = index
                 while valueEnd > pair.valueStart && isSpace(bytes[valueEnd - 1]) { valueEnd -= 1 }
@@ -311,6 +315,29 @@ public struct ForwardedClientCert: Sendable, Hashable {
             if index == count { return true }
             index += 1  // ;
         }
+    }
+
+    /// Whether `byte` is absent from `bytes`.
+    @inline(__always)
+    static func lacks(_ byte: UInt8, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        #if canImport(Glibc)
+        guard let base = bytes.baseAddress else { return true }
+        return memchr(base, Int32(byte), bytes.count) == nil
+        #else
+        return !bytes.contains(byte)
+        #endif
+    }
+
+    /// The index of the first `byte` at or after `start`, `bytes.count` when there is none.
+    @inline(__always)
+    static func next(_ byte: UInt8, _ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        #if canImport(Glibc)
+        guard start < bytes.count, let base = bytes.baseAddress,
+              let found = memchr(base + start, Int32(byte), bytes.count - start) else { return bytes.count }
+        return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+        #else
+        return bytes[start...].firstIndex(of: byte) ?? bytes.count
+        #endif
     }
 }
 
