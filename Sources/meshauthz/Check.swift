@@ -21,13 +21,7 @@ struct Check: ParsableCommand {
     var request: String?
 
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
-    var engine: String = "compiled"
-
-    func validate() throws {
-        guard EngineKind(rawValue: engine) != nil else {
-            throw ValidationError("--engine must be one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-    }
+    var engine: EngineKind = .compiled
 
     func run() throws {
         let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh,
@@ -63,7 +57,7 @@ struct Check: ParsableCommand {
         case .batch(let many): requests = many
         }
         var answers: [CheckAnswer] = []
-        let evaluator = (EngineKind(rawValue: engine) ?? .compiled).makeEngine(set)
+        let evaluator = engine.makeEngine(set)
         for (position, one) in requests.enumerated() {
             let prepared: (request: CheckRequest, normalizedPath: String?)
             do {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import MeshAuthz
 import MeshAuthzServer
 
@@ -40,8 +41,11 @@ struct NormalizationOptions: ParsableArguments {
     var pathNormalization: PathNormalizationMode = .base
 }
 
+// Enumerated flags: ArgumentParser lists the values in help and refuses any other with one message.
 extension PathNormalizationMode: ExpressibleByArgument {}
 extension GatewayConvention: ExpressibleByArgument {}
+extension EngineKind: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Writes to standard error without stdio's global state.
 func printError(_ text: String) {

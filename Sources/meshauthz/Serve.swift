@@ -52,7 +52,7 @@ struct Serve: ParsableCommand {
     var reloadSettle: Double = 0.2
 
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
-    var engine: String = "compiled"
+    var engine: EngineKind = .compiled
 
     @Option(name: .long, help: ArgumentHelp("HTTP event-loop threads.", valueName: "n"))
     var threads: Int = 2
@@ -109,7 +109,7 @@ struct Serve: ParsableCommand {
     var healthListen: String?
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
-    var logLevel: String = "info"
+    var logLevel: Logger.Level = .info
 
     func validate() throws {
         _ = try parseListen(listen)
@@ -117,12 +117,6 @@ struct Serve: ParsableCommand {
             throw ValidationError("--default-workload must be k=v pairs separated by commas, not \"\(defaultWorkload)\"")
         }
         if defaultNamespace?.isEmpty == true { throw ValidationError("--default-namespace must not be empty") }
-        guard EngineKind(rawValue: engine) != nil else {
-            throw ValidationError("--engine must be one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         guard reloadInterval >= 0, reloadInterval.isFinite else { throw ValidationError("--reload-interval must be >= 0") }
         guard reloadSettle >= 0, reloadSettle <= 60 else { throw ValidationError("--reload-settle must be between 0 and 60") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
@@ -146,7 +140,7 @@ struct Serve: ParsableCommand {
         // receives SIGINT/SIGTERM/SIGHUP (through sigtimedwait).
         Service.blockSignals()
 
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -160,7 +154,7 @@ struct Serve: ParsableCommand {
             reading: RequestReading(convention: gateway, namespace: defaultNamespace,
                                     labels: defaultWorkload.flatMap(parseWorkloadLabels),
                                     pathNormalization: normalization.pathNormalization),
-            engine: EngineKind(rawValue: engine) ?? .compiled,
+            engine: engine,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
             connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,
             maxHeaderBytes: maxHeaderBytes, headerTimeoutSeconds: headerTimeout, maxConnections: maxConnections,

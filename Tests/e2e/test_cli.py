@@ -109,3 +109,15 @@ def test_check_refuses_a_method_envoy_would_refuse(binary, policies):
     body["request"] = dict(body["request"], method="get")
     p = run(binary, "check", "--policies", policies, stdin=json.dumps(body))
     assert p.returncode == 2 and "request.method" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args,listed", [
+    (["serve", "--engine", "fast"], "compiled"),
+    (["serve", "--log-level", "loud"], "warning"),
+    (["serve", "--gateway", "nginxx"], "traefik"),
+    (["serve", "--path-normalization", "decode"], "decode-and-merge-slashes"),
+    (["check", "--engine", "x"], "reference"),
+])
+def test_enumerated_flags_refuse_other_values(binary, args, listed):
+    p = run(binary, *args, stdin="{}")
+    assert p.returncode == 64 and listed in p.stderr, (p.returncode, p.stderr)
