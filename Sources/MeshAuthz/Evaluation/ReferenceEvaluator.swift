@@ -158,20 +158,6 @@ public struct ReferenceEvaluator: Sendable {
     }
 }
 
-let gatewayNameLabel = "gateway.networking.k8s.io/gateway-name"
-
-extension CheckRequest.HTTP {
-    /// A header as Envoy's header matchers see it: pseudo-headers and `host` come from the request line.
-    public func header(named name: String) -> String? {
-        switch name {
-        case ":authority", "host": return host ?? headers[name]
-        case ":method": return method
-        case ":path": return path
-        default: return headers[name]
-        }
-    }
-}
-
 /// The validated JWT of a request, as Envoy's jwt_authn filter would publish it.
 struct JWTIdentity {
     let issuer: String?

@@ -153,3 +153,6 @@ public enum ConditionKey: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// The label a Gateway API gateway's pods carry with the gateway's name: what `targetRefs` select by.
+let gatewayNameLabel = "gateway.networking.k8s.io/gateway-name"

@@ -100,3 +100,15 @@ public struct CheckRequest: Sendable, Hashable {
         self.connection = connection
     }
 }
+
+extension CheckRequest.HTTP {
+    /// A header as Envoy's header matchers see it: pseudo-headers and `host` come from the request line.
+    public func header(named name: String) -> String? {
+        switch name {
+        case ":authority", "host": return host ?? headers[name]
+        case ":method": return method
+        case ":path": return path
+        default: return headers[name]
+        }
+    }
+}
