@@ -235,11 +235,10 @@ struct RequestBodyDecoder {
         }
     }
 
-    /// Per object: which known keys were seen (duplicates are a JSON error, as in `JSONParser`), the
-    /// unknown ones, and the failure to report.
+    /// Per object: the member names seen (a repeated one is a JSON error, as in `JSONParser`) and the
+    /// failure to report.
     struct Members {
-        var seen: UInt32 = 0
-        var unknown: [String] = []
+        var seen: [String] = []
         var failure = FirstFailure()
 
         mutating func record(_ key: String, _ error: RequestError?) {
@@ -247,25 +246,31 @@ struct RequestBodyDecoder {
         }
     }
 
-    /// Called after each member's value.
-    mutating func checkDuplicate(_ key: JSONParser.Cursor.Key, known: Int?,
-                                 _ members: inout Members) throws(JSONParseError) {
-        if let known {
-            let bit: UInt32 = 1 << UInt32(known)
-            if members.seen & bit != 0 { throw cursor.duplicateKey(key.string(cursor.base), at: key.offset) }
-            members.seen |= bit
-        } else {
+    /// Reads the members of the object at the cursor, the one loop every object of the body goes through:
+    /// each known member is handed to `read` (which consumes its value), an unknown one is recorded as an
+    /// error naming the keys `Key` allows, a repeated one is thrown as a JSON error. Returns the object's
+    /// failure, if any.
+    mutating func readObject<Key: RawRepresentable<String> & CaseIterable>(
+        _ keys: Key.Type, _ field: (String) -> String,
+        _ read: (inout RequestBodyDecoder, Key, inout Members) throws(JSONParseError) -> Void
+    ) throws(JSONParseError) -> RequestError? {
+        try cursor.enterContainer()
+        var members = Members()
+        var first = true
+        while try cursor.nextMember(first: &first) {
+            let key = try cursor.readKey()
             let name = key.string(cursor.base)
-            if members.unknown.contains(name) { throw cursor.duplicateKey(name, at: key.offset) }
-            members.unknown.append(name)
+            if let known = Key.allCases.first(where: { $0.rawValue == name }) {
+                try read(&self, known, &members)
+            } else {
+                _ = try cursor.parseValue()
+                members.record(name, CheckRequest.unknownField(
+                    field(name), expected: Key.allCases.map(\.rawValue).joined(separator: ", ")))
+            }
+            if members.seen.contains(name) { throw cursor.duplicateKey(name, at: key.offset) }
+            members.seen.append(name)
         }
-    }
-
-    mutating func skipUnknown(_ key: JSONParser.Cursor.Key, _ members: inout Members,
-                              _ field: (String) -> String, expected: String) throws(JSONParseError) {
-        let name = key.string(cursor.base)
-        _ = try cursor.parseValue()
-        members.record(name, CheckRequest.unknownField(field(name), expected: expected))
+        return members.failure.error
     }
 
     /// At a member value that should be an object: true at `{`; otherwise the value is consumed and
@@ -279,211 +284,146 @@ struct RequestBodyDecoder {
         return false
     }
 
-    static let requestKeys: [StaticString] = ["source", "destination", "request", "connection"]
-
-    mutating func request(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest, RequestError?) {
-        try cursor.enterContainer()
-        var request = CheckRequest()
-        var members = Members()
-        var first = true
-        while try cursor.nextMember(first: &first) {
-            let key = try cursor.readKey()
-            let known = key.index(in: Self.requestKeys, cursor.base)
-            switch known {
-            case 0:
-                if try objectFollows("source", &members, location.field("source")) {
-                    let (peer, failure) = try source(location)
-                    request.source = peer
-                    members.record("source", failure)
-                }
-            case 1:
-                if try objectFollows("destination", &members, location.field("destination")) {
-                    let (workload, failure) = try destination(location)
-                    request.destination = workload
-                    members.record("destination", failure)
-                }
-            case 2:
-                if try objectFollows("request", &members, location.field("request")) {
-                    let (http, failure) = try http(location)
-                    request.request = http
-                    members.record("request", failure)
-                }
-            case 3:
-                if try objectFollows("connection", &members, location.field("connection")) {
-                    let (connection, failure) = try connection(location)
-                    request.connection = connection
-                    members.record("connection", failure)
-                }
-            default:
-                try skipUnknown(key, &members, { location.field($0) }, expected: "source, destination, request, connection")
-            }
-            try checkDuplicate(key, known: known, &members)
-        }
-        return (request, members.failure.error)
+    /// A scalar member: its value parsed and handed to `decode`; a shape error is recorded under the key.
+    mutating func scalar(_ key: String, _ members: inout Members,
+                         _ decode: (JSONValue) throws(RequestError) -> Void) throws(JSONParseError) {
+        let value = try cursor.parseValue()
+        do throws(RequestError) { try decode(value) } catch { members.record(key, error) }
     }
 
-    static let sourceKeys: [StaticString] = ["principal", "namespace", "ip", "remoteIp", "requestPrincipal", "mtls"]
-    static let sourceNames = ["principal", "namespace", "ip", "remoteIp", "requestPrincipal", "mtls"]
+    enum RequestKey: String, CaseIterable { case source, destination, request, connection }
+
+    mutating func request(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest, RequestError?) {
+        var request = CheckRequest()
+        let failure = try readObject(RequestKey.self, { location.field($0) }) {
+            (decoder: inout RequestBodyDecoder, key, members) throws(JSONParseError) in
+            guard try decoder.objectFollows(key.rawValue, &members, location.field(key.rawValue)) else { return }
+            let part: RequestError?
+            switch key {
+            case .source: (request.source, part) = try decoder.source(location)
+            case .destination: (request.destination, part) = try decoder.destination(location)
+            case .request: (request.request, part) = try decoder.http(location)
+            case .connection: (request.connection, part) = try decoder.connection(location)
+            }
+            members.record(key.rawValue, part)
+        }
+        return (request, failure)
+    }
+
+    enum SourceKey: String, CaseIterable { case principal, namespace, ip, remoteIp, requestPrincipal, mtls }
 
     mutating func source(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Peer, RequestError?) {
-        try cursor.enterContainer()
-        var principal: String?
-        var namespace: String?
-        var ip: IPAddress?
-        var remoteIP: IPAddress?
-        var requestPrincipal: String?
-        var mtls: Bool?
-        var members = Members()
-        var first = true
-        while try cursor.nextMember(first: &first) {
-            let key = try cursor.readKey()
-            let known = key.index(in: Self.sourceKeys, cursor.base)
-            if let known {
-                let name = Self.sourceNames[known]
-                let value = try cursor.parseValue()
-                do throws(RequestError) {
-                    switch known {
-                    case 0:
-                        principal = try CheckRequest.optionalString(value, location.field("source", name))
-                        if principal?.isEmpty == true {
-                            throw RequestError.invalidRequest(
-                                "must not be empty: omit it or use null for a request without a principal",
-                                field: location.field("source", name))
-                        }
-                    case 1: namespace = try CheckRequest.optionalString(value, location.field("source", name))
-                    case 2: ip = try CheckRequest.optionalIP(value, location.field("source", name))
-                    case 3: remoteIP = try CheckRequest.optionalIP(value, location.field("source", name))
-                    case 4: requestPrincipal = try CheckRequest.optionalString(value, location.field("source", name))
-                    default: mtls = try CheckRequest.optionalBool(value, location.field("source", name))
+        var principal: String?, namespace: String?, ip: IPAddress?, remoteIP: IPAddress?
+        var requestPrincipal: String?, mtls: Bool?
+        let failure = try readObject(SourceKey.self, { location.field("source", $0) }) {
+            (decoder: inout RequestBodyDecoder, key, members) throws(JSONParseError) in
+            let field = location.field("source", key.rawValue)
+            try decoder.scalar(key.rawValue, &members) { (value) throws(RequestError) in
+                switch key {
+                case .principal:
+                    principal = try CheckRequest.optionalString(value, field)
+                    if principal?.isEmpty == true {
+                        throw RequestError.invalidRequest(
+                            "must not be empty: omit it or use null for a request without a principal", field: field)
                     }
-                } catch {
-                    members.record(name, error)
+                case .namespace: namespace = try CheckRequest.optionalString(value, field)
+                case .ip: ip = try CheckRequest.optionalIP(value, field)
+                case .remoteIp: remoteIP = try CheckRequest.optionalIP(value, field)
+                case .requestPrincipal: requestPrincipal = try CheckRequest.optionalString(value, field)
+                case .mtls: mtls = try CheckRequest.optionalBool(value, field)
                 }
-            } else {
-                try skipUnknown(key, &members, { location.field("source", $0) },
-                                expected: "principal, namespace, ip, remoteIp, requestPrincipal, mtls")
             }
-            try checkDuplicate(key, known: known, &members)
         }
         let peer = CheckRequest.Peer(principal: principal, namespace: namespace, ip: ip, remoteIP: remoteIP,
                                      requestPrincipal: requestPrincipal, mtls: mtls)
-        return (peer, members.failure.error)
+        return (peer, failure)
     }
 
-    static let destinationKeys: [StaticString] = ["namespace", "labels", "port", "ip"]
+    enum DestinationKey: String, CaseIterable { case namespace, labels, port, ip }
 
     mutating func destination(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Workload, RequestError?) {
-        try cursor.enterContainer()
         var workload = CheckRequest.Workload()
-        var members = Members()
-        var first = true
-        while try cursor.nextMember(first: &first) {
-            let key = try cursor.readKey()
-            let known = key.index(in: Self.destinationKeys, cursor.base)
-            switch known {
-            case 0, 2, 3:
-                let name = known == 0 ? "namespace" : known == 2 ? "port" : "ip"
-                let start = cursor.index
-                let value = try cursor.parseValue()
-                do throws(RequestError) {
-                    switch known {
-                    case 0: workload.namespace = try CheckRequest.optionalString(value, location.field("destination", name))
-                    case 2:
-                        workload.port = try CheckRequest.optionalPort(value, location.field("destination", name))
-                        try CheckRequest.requireDigits(UnsafeBufferPointer(rebasing: cursor.base[start..<cursor.index]),
-                                                       location.field("destination", name))
-                    default: workload.ip = try CheckRequest.optionalIP(value, location.field("destination", name))
-                    }
-                } catch {
-                    members.record(name, error)
-                }
-            case 1:
-                if let labels = try stringMap("labels", &members, caseInsensitive: false,
-                                              { location.field("destination", "labels", $0) },
-                                              location.field("destination", "labels")) {
+        let failure = try readObject(DestinationKey.self, { location.field("destination", $0) }) {
+            (decoder: inout RequestBodyDecoder, key, members) throws(JSONParseError) in
+            let field = location.field("destination", key.rawValue)
+            switch key {
+            case .labels:
+                if let labels = try decoder.stringMap(key.rawValue, &members, caseInsensitive: false,
+                                                      { location.field("destination", "labels", $0) }, field) {
                     workload.labels = labels
                 }
-            default:
-                try skipUnknown(key, &members, { location.field("destination", $0) }, expected: "namespace, labels, port, ip")
+            case .namespace:
+                try decoder.scalar(key.rawValue, &members) { (value) throws(RequestError) in
+                    workload.namespace = try CheckRequest.optionalString(value, field)
+                }
+            case .ip:
+                try decoder.scalar(key.rawValue, &members) { (value) throws(RequestError) in
+                    workload.ip = try CheckRequest.optionalIP(value, field)
+                }
+            case .port:
+                // The written form matters too (`8080`, not `8.08e3`): the lexeme is read back after the value.
+                let start = decoder.cursor.index
+                let value = try decoder.cursor.parseValue()
+                let lexeme = UnsafeBufferPointer(rebasing: decoder.cursor.base[start..<decoder.cursor.index])
+                do throws(RequestError) {
+                    workload.port = try CheckRequest.optionalPort(value, field)
+                    try CheckRequest.requireDigits(lexeme, field)
+                } catch {
+                    members.record(key.rawValue, error)
+                }
             }
-            try checkDuplicate(key, known: known, &members)
         }
-        return (workload, members.failure.error)
+        return (workload, failure)
     }
 
-    static let httpKeys: [StaticString] = ["method", "path", "host", "headers", "claims"]
-    static let httpNames = ["method", "path", "host", "headers", "claims"]
+    enum HTTPKey: String, CaseIterable { case method, path, host, headers, claims }
 
     mutating func http(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.HTTP, RequestError?) {
-        try cursor.enterContainer()
-        var method: String?
-        var target: String?
-        var host: String?
+        var method: String?, target: String?, host: String?, claims: [String: JSONValue]?
         var headers: [String: String] = [:]
-        var claims: [String: JSONValue]?
-        var members = Members()
-        var first = true
-        while try cursor.nextMember(first: &first) {
-            let key = try cursor.readKey()
-            let known = key.index(in: Self.httpKeys, cursor.base)
-            if known == 3 {
-                if let map = try stringMap("headers", &members, caseInsensitive: true,
-                                           { location.field("request", "headers", $0) },
-                                           location.field("request", "headers")) {
+        let failure = try readObject(HTTPKey.self, { location.field("request", $0) }) {
+            (decoder: inout RequestBodyDecoder, key, members) throws(JSONParseError) in
+            let field = location.field("request", key.rawValue)
+            if case .headers = key {
+                if let map = try decoder.stringMap(key.rawValue, &members, caseInsensitive: true,
+                                                   { location.field("request", "headers", $0) }, field) {
                     headers = map
                 }
-            } else if let known {
-                let name = Self.httpNames[known]
-                let value = try cursor.parseValue()
-                do throws(RequestError) {
-                    switch known {
-                    case 0:
-                        method = try CheckRequest.optionalString(value, location.field("request", name))
-                        if let method, !HTTPMethod.isToken(method) {
-                            throw RequestError.invalidRequest(
-                                "\"\(method)\" is not an upper-case method token ([A-Z]+): Envoy refuses such a request with 400",
-                                field: location.field("request", name))
-                        }
-                    case 1: target = try CheckRequest.optionalString(value, location.field("request", name))
-                    case 2: host = try CheckRequest.optionalString(value, location.field("request", name))
-                    default: claims = try CheckRequest.optionalObject(value, location.field("request", name))
-                    }
-                } catch {
-                    members.record(name, error)
-                }
-            } else {
-                try skipUnknown(key, &members, { location.field("request", $0) },
-                                expected: "method, path, host, headers, claims")
+                return
             }
-            try checkDuplicate(key, known: known, &members)
+            try decoder.scalar(key.rawValue, &members) { (value) throws(RequestError) in
+                switch key {
+                case .method:
+                    method = try CheckRequest.optionalString(value, field)
+                    if let method, !HTTPMethod.isToken(method) {
+                        throw RequestError.invalidRequest(
+                            "\"\(method)\" is not an upper-case method token ([A-Z]+): Envoy refuses such a request with 400",
+                            field: field)
+                    }
+                case .path: target = try CheckRequest.optionalString(value, field)
+                case .host: host = try CheckRequest.optionalString(value, field)
+                case .claims: claims = try CheckRequest.optionalObject(value, field)
+                case .headers: preconditionFailure("read as a map above")
+                }
+            }
         }
-        let http = CheckRequest.HTTP(method: method, path: target, host: host, headers: headers, claims: claims)
-        return (http, members.failure.error)
+        return (CheckRequest.HTTP(method: method, path: target, host: host, headers: headers, claims: claims), failure)
     }
 
-    static let connectionKeys: [StaticString] = ["sni"]
+    enum ConnectionKey: String, CaseIterable { case sni }
 
     mutating func connection(_ location: FieldLocation) throws(JSONParseError) -> (CheckRequest.Connection, RequestError?) {
-        try cursor.enterContainer()
         var connection = CheckRequest.Connection()
-        var members = Members()
-        var first = true
-        while try cursor.nextMember(first: &first) {
-            let key = try cursor.readKey()
-            let known = key.index(in: Self.connectionKeys, cursor.base)
-            if known != nil {
-                let value = try cursor.parseValue()
-                do throws(RequestError) {
-                    connection.sni = try CheckRequest.optionalString(value, location.field("connection", "sni"))
-                } catch {
-                    members.record("sni", error)
+        let failure = try readObject(ConnectionKey.self, { location.field("connection", $0) }) {
+            (decoder: inout RequestBodyDecoder, key, members) throws(JSONParseError) in
+            let field = location.field("connection", key.rawValue)
+            try decoder.scalar(key.rawValue, &members) { (value) throws(RequestError) in
+                switch key {
+                case .sni: connection.sni = try CheckRequest.optionalString(value, field)
                 }
-            } else {
-                try skipUnknown(key, &members, { location.field("connection", $0) }, expected: "sni")
             }
-            try checkDuplicate(key, known: known, &members)
         }
-        return (connection, members.failure.error)
+        return (connection, failure)
     }
 
     static func lowercasedHeaderName(_ name: String) -> String {
