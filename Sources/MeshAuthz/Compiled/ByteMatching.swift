@@ -31,13 +31,18 @@ final class Frozen<Element: BitwiseCopyable>: @unchecked Sendable {
 
     deinit { base.deallocate() }
 
-    @inline(__always) subscript(_ i: Int) -> Element { base[i] }
-    @inline(__always) subscript(_ i: UInt32) -> Element { base[Int(i)] }
-    @inline(__always) subscript(_ i: Int32) -> Element { base[Int(i)] }
+    // Indices come from the compiled tables themselves; debug builds (the tests) check them.
+    @inline(__always) subscript(_ i: Int) -> Element {
+        assert(i >= 0 && i < count, "Frozen index out of bounds")
+        return base[i]
+    }
+    @inline(__always) subscript(_ i: UInt32) -> Element { self[Int(i)] }
+    @inline(__always) subscript(_ i: Int32) -> Element { self[Int(i)] }
 
     @inline(__always)
     func slice(_ start: UInt32, _ end: UInt32) -> UnsafeBufferPointer<Element> {
-        UnsafeBufferPointer(start: base + Int(start), count: Int(end &- start))
+        assert(start <= end && Int(end) <= count, "Frozen slice out of bounds")
+        return UnsafeBufferPointer(start: base + Int(start), count: Int(end &- start))
     }
 }
 

@@ -280,6 +280,9 @@ public final class CompiledPolicySet: Sendable {
 
         @inline(__always)
         mutating func add(_ bucket: BucketHot, _ reason: Int32, _ kind: Applicable.Kind) {
+            // The scratch is sized from the slot layout (3 + labels × 2 × groups per slot): a miscount here
+            // would write past it.
+            assert(count < applicable.count, "more applicable buckets than the scratch was sized for")
             (applicable.baseAddress! + count).initialize(to: Applicable(bucket: bucket, reason: reason, kind: kind))
             count += 1
         }
@@ -921,6 +924,8 @@ struct RequestView {
             @inline(__always) func put(_ s: String?) -> Bytes? {
                 guard let s else { return nil }
                 let start = offset
+                // `total` was summed from the same fields: each one written must fit in what is left.
+                assert(start + s.utf8.count <= total, "request bytes larger than the buffer sized for them")
                 let written = s.withBytes { bytes -> Int in
                     if let source = bytes.baseAddress, bytes.count > 0 { (buffer + start).initialize(from: source, count: bytes.count) }
                     return bytes.count
@@ -930,6 +935,7 @@ struct RequestView {
             }
             var l = 0
             for (key, value) in request.pointee.destination.labels {
+                assert(l < labelCount, "more labels than the buffer was sized for")
                 let keyBytes = put(key)!, valueBytes = put(value)!
                 let keyHash = hashBytes(keyBytes, seed: labelKeySeed)
                 let hash = combineHash(keyHash, hashBytes(valueBytes, seed: labelValueSeed))
@@ -989,6 +995,8 @@ struct RequestView {
                     labelViews[i] = label
                     return
                 }
+                // `labelCapacity` is `WorkloadLabels.maxCount` of the same text: one view per item at most.
+                assert(count < labelCapacity, "more labels than WorkloadLabels.maxCount counted")
                 (labelViews + count).initialize(to: label)
                 count += 1
             }

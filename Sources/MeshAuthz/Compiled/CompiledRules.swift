@@ -88,9 +88,16 @@ final class Program: @unchecked Sendable {
 
     deinit { base.deallocate() }
 
-    @inline(__always) subscript(_ word: Int) -> UInt32 { base.load(fromByteOffset: word &* 4, as: UInt32.self) }
+    // Record offsets come from the program itself; debug builds (the tests) check them.
+    @inline(__always) subscript(_ word: Int) -> UInt32 {
+        assert(word >= 0 && word < wordCount, "Program word out of bounds")
+        return base.load(fromByteOffset: word &* 4, as: UInt32.self)
+    }
 
-    @inline(__always) func int64(_ word: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: word &* 4, as: UInt64.self) }
+    @inline(__always) func int64(_ word: Int) -> UInt64 {
+        assert(word >= 0 && word + 1 < wordCount, "Program double word out of bounds")
+        return base.loadUnaligned(fromByteOffset: word &* 4, as: UInt64.self)
+    }
 
     /// The `Decision.Details` of the rule whose record starts at `record` (kept alive by the compiled set).
     @inline(__always)
