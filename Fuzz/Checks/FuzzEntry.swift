@@ -22,8 +22,8 @@ public enum FuzzEntry {
     }
 
     /// The entry point of a normal (non-fuzzer) build: runs the check on every file named on the command
-    /// line and exits 1 if any broke an invariant. Lets a crash input be replayed under a debugger
-    /// without libFuzzer.
+    /// line; exits 1 if any broke an invariant, else 2 if one could not be read. Lets a crash input be
+    /// replayed under a debugger without libFuzzer.
     public static func replay(_ check: FuzzCheck, _ argc: CInt,
                               _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
         guard argc > 1 else {
@@ -31,18 +31,19 @@ public enum FuzzEntry {
                        + "build with --sanitize=fuzzer to fuzz, see Fuzz/README.md)")
             return 2
         }
-        var failed = false
+        var failed = false, unreadable = false
         for index in 1..<Int(argc) {
             let path = String(cString: argv[index]!)
             guard let bytes = readFile(path) else {
-                printError("\(path): cannot read")
-                return 2
+                printError("\(path): cannot read (skipped)")
+                unreadable = true
+                continue
             }
             let problems = bytes.withUnsafeBufferPointer { check($0) }
             for problem in problems { print("\(path): \(problem)") }
             failed = failed || !problems.isEmpty
         }
-        return failed ? 1 : 0
+        return failed ? 1 : unreadable ? 2 : 0
     }
 
     /// A line on standard error (the `stderr` global is not concurrency-safe in Swift 6).

@@ -17,10 +17,11 @@ enum PathNormalizationModel {
 
     /// Percent-decoding of unreserved characters only, `\` to `/`, Chromium's escapes; nil on a byte
     /// Envoy's codec refuses, `%00`, or an invalid escape.
+    static let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+    static let escaped = Set("\"<>^`{|}".utf8)
+    static let hex = Array("0123456789ABCDEF".utf8)
+
     static func decode(_ path: ArraySlice<UInt8>) -> [UInt8]? {
-        let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
-        let escaped = Set("\"<>^`{|}".utf8)
-        let hex = Array("0123456789ABCDEF".utf8)
         var output: [UInt8] = []
         var bytes = path[...]
         while let byte = bytes.popFirst() {
