@@ -24,7 +24,7 @@ import harness
 
 EXAMPLES = 30
 SEED = 1
-# Upper bound of one scope's run (about 5 s and 11 s on a 2-core machine with a debug build).
+# Upper bound of one scope's run (5-15 s each on a shared 2-core machine with a debug build).
 RUN_TIMEOUT = 90
 
 CONFIG = """\
