@@ -5,8 +5,10 @@ PYTHON ?= python3
 POLICIES ?= policies
 LISTEN ?= 127.0.0.1:8080
 PYTEST_ARGS ?= -q
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= all
 
-.PHONY: all deps build run test unit e2e validate bench clean
+.PHONY: all deps build run test unit e2e validate bench fuzz clean
 
 all: build
 
@@ -45,6 +47,10 @@ bench: deps
 	@if [ -x Benchmarks/run.sh ]; then Benchmarks/run.sh; \
 	elif [ -f Benchmarks/run.sh ]; then bash Benchmarks/run.sh; \
 	else echo "no benchmark yet (Benchmarks/run.sh)"; fi
+
+## fuzz: build the libFuzzer targets and run each for FUZZ_SECONDS (FUZZ_TARGETS: names or all; Fuzz/README.md)
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
 clean:
 	rm -rf .build .build-* .build_*

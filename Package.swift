@@ -1,6 +1,19 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// One libFuzzer executable per name, `Fuzz/<name>/<name>Fuzzer.swift`, product `Fuzz<name>`; its check is
+/// `<name>Check` in Fuzz/Checks and its seeds are under Fuzz/corpus/<name>/. Adding one (the gateway
+/// header reader's, say) is a name here plus those two files. They build in a normal `swift build` too:
+/// there each is a replayer of input files (Fuzz/README.md says how).
+let fuzzers = ["PolicyLoader", "CheckBody", "ForwardedClientCert", "PathNormalization", "Differential", "GatewayHeaders"]
+
+/// `-parse-as-library`: a lone file of an executable target is otherwise its top-level code, whose
+/// entry point would clash with the replayer's `<module>_main` and, under --sanitize=fuzzer, libFuzzer's `main`.
+func fuzzer(_ name: String) -> Target {
+    .executableTarget(name: "Fuzz" + name, dependencies: ["MeshAuthzFuzzChecks"], path: "Fuzz/" + name,
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])])
+}
+
 let package = Package(
     name: "meshauthz",
     platforms: [.macOS(.v15)],
@@ -46,5 +59,8 @@ let package = Package(
         .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz"]),
         // In-process benchmark of the compiled matcher vs the reference evaluator (Benchmarks/run.sh).
         .executableTarget(name: "MeshAuthzBench", dependencies: ["MeshAuthz"], path: "Benchmarks/MeshAuthzBench"),
-    ]
+        // Fuzzing (Fuzz/README.md): the checks, shared by the fuzzers and the regression tests.
+        .target(name: "MeshAuthzFuzzChecks", dependencies: ["MeshAuthz"], path: "Fuzz/Checks"),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshAuthzFuzzChecks"]),
+    ] + fuzzers.map(fuzzer)
 )

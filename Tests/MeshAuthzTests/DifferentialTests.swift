@@ -1,5 +1,10 @@
 import Testing
 import MeshAuthz
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The compiled matcher against the oracle: random policy sets and requests from a fixed seed, drawn from
 /// small vocabularies so that values collide (shared prefixes, `*` at either end, templates, notX with
@@ -10,6 +15,10 @@ import MeshAuthz
     /// Compiled twice: with the default index threshold, and with tries in every bucket.
     static let modes = [CompileOptions(), CompileOptions(indexThreshold: 0)]
 
+    /// `MESHAUTHZ_DIFFERENTIAL_SCALE=10 swift test --filter Differential` runs 10× the policy sets (same seed,
+    /// the first ones identical); the default keeps `swift test` quick.
+    static let scale = max(1, Int(ProcessInfoLite.environment("MESHAUTHZ_DIFFERENTIAL_SCALE") ?? "") ?? 1)
+
     @Test func randomPolicySetsAgreeWithReference() {
         var rng = SplitMix64(seed: 0x6D65_7368_6175_7468)
         var generator = PolicyGenerator()
@@ -17,7 +26,7 @@ import MeshAuthz
         var mismatches = 0
         var stages: [Decision.Stage: Int] = [:]
         var withDryRun = 0, withAudit = 0, allowed = 0
-        for setNumber in 0..<1500 {
+        for setNumber in 0..<(1500 * Self.scale) {
             let set = generator.policySet(&rng, large: setNumber % 25 == 0)
             let reference = ReferenceEvaluator(set)
             let compiled = Self.modes.map { CompiledPolicySet(set, options: $0) }
@@ -49,7 +58,7 @@ import MeshAuthz
             }
         }
         #expect(mismatches == 0, "\(mismatches) of \(compared) decisions differ")
-        #expect(compared == 1500 * 30 * 2)
+        #expect(compared == 1500 * Self.scale * 30 * 2)
         // The draw must reach every stage and both kinds of report, often.
         for stage in [Decision.Stage.peerAuthentication, .custom, .denyPolicy, .allowPolicy, .noAllowPolicy, .defaultDeny] {
             #expect(stages[stage, default: 0] >= 1000, "stage \(stage) reached \(stages[stage, default: 0]) times")
@@ -88,7 +97,7 @@ import MeshAuthz
         var rng = SplitMix64(seed: 0x6761_7465_7761_7973)
         var generator = PolicyGenerator()
         var compared = 0, mismatches = 0, numbered = 0
-        for setNumber in 0..<400 {
+        for setNumber in 0..<(400 * Self.scale) {
             let set = generator.policySet(&rng, large: setNumber % 25 == 0)
             let reference = ReferenceEvaluator(set)
             let compiled = Self.modes.map { CompiledPolicySet(set, options: $0) }
@@ -440,5 +449,12 @@ struct PolicyGenerator {
             host: rng.maybe(75) { $0.pick(Self.hosts) }, headers: headers, claims: claims)
         return CheckRequest(source: source, destination: destination, request: http,
                             connection: .init(sni: rng.maybe(40) { $0.pick(["api.example.com", "", "web.example.com"]) }))
+    }
+}
+
+/// An environment variable without Foundation.
+enum ProcessInfoLite {
+    static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
     }
 }

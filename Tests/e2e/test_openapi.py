@@ -53,7 +53,7 @@ def servers(binary, tmp_path_factory):
             s.stop()
 
 
-EXT_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+EXT_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
 SCENARIOS = [
     ("ready", "GET", "/healthz", {}, 200),
     ("unready", "GET", "/healthz", {}, 200),
