@@ -37,7 +37,75 @@ public enum PathNormalizationCheck {
                 }
             }
         }
+        problems += modes(input, base: bytes)
         return problems
+    }
+
+    /// The other modes (`serve --path-normalization`), held to the rules `PathNormalizationMode` documents:
+    /// `none` refuses what `base` refuses for the codec (and `%00`), else drops only the fragment;
+    /// `merge-slashes` is `base` with runs of `/` merged in the path; `decode-and-merge-slashes` is that after
+    /// `%2F`/`%5C` were decoded once. Each is idempotent, and the merging ones leave no `//` in the path.
+    static func modes(_ input: UnsafeBufferPointer<UInt8>, base: [UInt8]?) -> [String] {
+        var problems: [String] = []
+        func run(_ mode: PathNormalizationMode, _ target: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+            PathNormalization.with(mode, target) { $0.map(Array.init) }
+        }
+        let merged = run(.mergeSlashes, input)
+        if merged != base.map(mergeSlashes) {
+            problems.append("merge-slashes \(merged.map(show) ?? "refused") != base merged \(base.map { show(mergeSlashes($0)) } ?? "refused") for \(show(input))")
+        }
+        let decodedInput = decodeSlashesOnce(Array(input))
+        let expectedDecoded = decodedInput.withUnsafeBufferPointer { run(.base, $0) }.map(mergeSlashes)
+        let decoded = run(.decodeAndMergeSlashes, input)
+        if decoded != expectedDecoded {
+            problems.append("decode-and-merge-slashes \(decoded.map(show) ?? "refused") != \(expectedDecoded.map(show) ?? "refused") for \(show(input))")
+        }
+        let none = run(.none, input)
+        if let none, none.contains(UInt8(ascii: "#")) { problems.append("none kept a fragment: \(show(input))") }
+        for (mode, output) in [(PathNormalizationMode.none, none), (.mergeSlashes, merged), (.decodeAndMergeSlashes, decoded)] {
+            guard let output else { continue }
+            let again = output.withUnsafeBufferPointer { run(mode, $0) }
+            if again != output { problems.append("\(mode) not idempotent: \(show(input)) -> \(show(output)) -> \(again.map(show) ?? "refused")") }
+            let path = output.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)[0]
+            if mode != .none, zip(path, path.dropFirst()).contains(where: { $0 == UInt8(ascii: "/") && $1 == UInt8(ascii: "/") }) {
+                problems.append("\(mode) left `//`: \(show(input)) -> \(show(output))")
+            }
+            if path.count >= 3, (0..<(path.count - 2)).contains(where: { i in
+                let p = Array(path)
+                return p[i] == UInt8(ascii: "%") && p[i + 1] == UInt8(ascii: "0") && p[i + 2] == UInt8(ascii: "0")
+            }) {
+                problems.append("\(mode) kept %00: \(show(input))")
+            }
+        }
+        return problems
+    }
+
+    /// Runs of `/` merged, in the path only.
+    static func mergeSlashes(_ target: [UInt8]) -> [UInt8] {
+        let queryAt = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
+        var out: [UInt8] = []
+        for byte in target[..<queryAt] where !(byte == UInt8(ascii: "/") && out.last == UInt8(ascii: "/")) { out.append(byte) }
+        return out + target[queryAt...]
+    }
+
+    /// `%2F`/`%2f` to `/` and `%5C`/`%5c` to `\`, once, before the first `?` or `#`.
+    static func decodeSlashesOnce(_ target: [UInt8]) -> [UInt8] {
+        let end = target.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? target.count
+        var out: [UInt8] = []
+        var i = 0
+        while i < end {
+            if target[i] == UInt8(ascii: "%"), i + 2 < end {
+                let code = String(decoding: target[(i + 1)...(i + 2)], as: UTF8.self).lowercased()
+                if code == "2f" || code == "5c" {
+                    out.append(code == "2f" ? UInt8(ascii: "/") : UInt8(ascii: "\\"))
+                    i += 3
+                    continue
+                }
+            }
+            out.append(target[i])
+            i += 1
+        }
+        return out + target[end...]
     }
 
     /// Invariants of one normalized `path?query`.
