@@ -67,10 +67,21 @@ struct DecisionJSONTests {
     }
 
     @Test func batchIsAnArrayInOrder() throws {
-        let decisions = Self.cases.map(\.decision)
-        let text = String(decoding: Decision.jsonBytes(decisions), as: UTF8.self)
+        let answers = Self.cases.map { CheckAnswer(decision: $0.decision) }
+        let text = String(decoding: CheckAnswer.jsonBytes(answers), as: UTF8.self)
         #expect(text == "[" + Self.cases.map(\.json).joined(separator: ",") + "]")
-        #expect(String(decoding: Decision.jsonBytes([]), as: UTF8.self) == "[]")
+        #expect(String(decoding: CheckAnswer.jsonBytes([]), as: UTF8.self) == "[]")
+    }
+
+    /// `/v1/check` adds `normalizedPath` and `warnings` after the decision's members, only when there are any.
+    @Test func answerExtras() throws {
+        let test = Self.cases[0]
+        let answer = CheckAnswer(decision: test.decision, normalizedPath: "/a\"b", warnings: ["w1", "w\n2"])
+        let text = String(decoding: answer.jsonBytes, as: UTF8.self)
+        #expect(text == test.json.dropLast() + #","normalizedPath":"/a\"b","warnings":["w1","w\n2"]}"#)
+        let parsed = try JSONParser.parse(answer.jsonBytes)
+        #expect(parsed["warnings"] == .array([.string("w1"), .string("w\n2")]))
+        #expect(String(decoding: CheckAnswer(decision: test.decision).jsonBytes, as: UTF8.self) == test.json)
     }
 
     @Test func wouldBe() {

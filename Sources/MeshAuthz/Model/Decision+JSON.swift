@@ -62,14 +62,6 @@ extension Decision {
         return writer.bytes
     }
 
-    /// A batch answer: the decisions as one JSON array, in order.
-    public static func jsonBytes(_ decisions: [Decision]) -> [UInt8] {
-        var writer = JSONWriter(capacity: 2 + 320 * decisions.count)
-        writer.beginArray()
-        for decision in decisions { decision.writeJSON(into: &writer) }
-        writer.endArray()
-        return writer.bytes
-    }
 }
 
 extension Decision.Report {
