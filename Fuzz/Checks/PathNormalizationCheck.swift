@@ -54,8 +54,11 @@ public enum PathNormalizationCheck {
         if merged != base.map(mergeSlashes) {
             problems.append("merge-slashes \(merged.map(show) ?? "refused") != base merged \(base.map { show(mergeSlashes($0)) } ?? "refused") for \(show(input))")
         }
+        // Decoding happens after the codec: a target that does not start with `/` is refused before (a decoded
+        // `%2f` cannot make one acceptable).
         let decodedInput = decodeSlashesOnce(Array(input))
-        let expectedDecoded = decodedInput.withUnsafeBufferPointer { run(.base, $0) }.map(mergeSlashes)
+        let expectedDecoded = input.first != UInt8(ascii: "/") ? nil
+            : decodedInput.withUnsafeBufferPointer { run(.base, $0) }.map(mergeSlashes)
         let decoded = run(.decodeAndMergeSlashes, input)
         if decoded != expectedDecoded {
             problems.append("decode-and-merge-slashes \(decoded.map(show) ?? "refused") != \(expectedDecoded.map(show) ?? "refused") for \(show(input))")
