@@ -36,6 +36,10 @@ summary=()
 found=0
 for name in "${targets[@]}"; do
     run=$FUZZ_SCRATCH/runs/$name
+    # Findings of an earlier run are not this run's: moved aside, so that FOUND means found now.
+    if [ -d "$run/artifacts" ] && [ -n "$(ls -A "$run/artifacts")" ]; then
+        mv "$run/artifacts" "$run/artifacts.$(date +%s)"
+    fi
     mkdir -p "$run/corpus" "$run/artifacts"
     echo "== $name: ${FUZZ_SECONDS}s, new corpus entries in $run/corpus, log $run/fuzz.log"
     # The first directory receives new entries; the committed seeds are only read. `timeout` bounds a
