@@ -83,6 +83,34 @@ import MicroHTTPD
             #expect(cache.count == 2)
         }
     }
+
+    /// Threads racing to fill one slot (each with its own status) keep one response, and every cached answer
+    /// carries the status of the response it queues (under ThreadSanitizer: without a data race).
+    @Test func racingFillsKeepOneResponseWithItsStatus() throws {
+        let cache = ResponseCache(capacity: 1)
+        let racers = 8
+        let answered = LockedBox<[Int]>([])
+        let start = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        for i in 0..<racers {
+            DispatchQueue.global().async(group: group) {
+                start.wait()
+                let response = cache.response(0) {
+                    HTTPResponse(status: 200 + i, headers: [("x-status", "\(200 + i)")], body: "racer \(i)")
+                }
+                if response.isPrepared { answered.update { $0.append(response.status) } }
+            }
+        }
+        for _ in 0..<racers { start.signal() }
+        group.wait()
+        #expect(cache.count == 1)
+        try withServer(handler: { _ in cache.response(0) { HTTPResponse(status: 500, body: "not cached") } }) { server in
+            let served = try RawHTTPClient(port: server.boundPort).request("GET", "/")
+            // The status sent is the one stored with the response, whose header names the same status.
+            #expect(served.header("x-status") == "\(served.status)" && (200..<200 + racers).contains(served.status))
+            #expect(!answered.get().isEmpty && answered.get().allSatisfy { $0 == served.status })
+        }
+    }
 }
 
 @Suite struct SignalDispositionTests {
