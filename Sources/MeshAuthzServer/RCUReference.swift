@@ -10,8 +10,8 @@ import Darwin
 
 // Kept hand-made rather than a `Mutex<Object>` from the Synchronization module: a read here is a few atomic
 // operations and no lock, and it is on every decision. Measured (BENCHMARKS.md, "PolicyStore's read path";
-// Benchmarks/sync/main.swift compiles this file as it is): 6 ns a read on one thread, 12 ns with two threads
-// reading at once, against 15 ns and 30 ns for a reader taking a strong reference under a `Mutex`.
+// Benchmarks/sync/main.swift compiles this file as it is): 5-6 ns a read on one thread, 13-25 ns with two
+// threads reading at once, against 10-15 ns and 31-99 ns for a reader taking a strong reference under a `Mutex`.
 // Only Atomics are used, which ThreadSanitizer sees (they compile to instrumented instructions).
 
 /// A reference to an immutable object that many threads read and one occasionally replaces, without
