@@ -322,4 +322,11 @@ mhz_tls_peer_uri_sans(gnutls_session_t session, mhz_tls_san_callback callback,
   return reported;
 }
 
+/* Frees what GnuTLS allocated for the caller (gnutls_free is a variable and a macro Swift cannot call). */
+static inline void
+mhz_tls_free(void *data)
+{
+  gnutls_free(data);
+}
+
 #endif /* MESHAUTHZ_CGNUTLS_SHIM_H */

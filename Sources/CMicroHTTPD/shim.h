@@ -312,21 +312,4 @@ mhz_address_bytes(const struct sockaddr *sa, uint8_t out[16])
   return 0;
 }
 
-/* Pointer-sized atomics for the response cache (slots filled once, read by every server thread). */
-static inline void *
-mhz_atomic_load(void *const *slot)
-{
-  return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-}
-
-/* Stores `desired` if the slot is still NULL; returns what the slot holds afterwards. */
-static inline void *
-mhz_atomic_fill(void **slot, void *desired)
-{
-  void *expected = NULL;
-  if (__atomic_compare_exchange_n(slot, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    return desired;
-  return expected;
-}
-
 #endif /* MESHAUTHZ_CMICROHTTPD_SHIM_H */

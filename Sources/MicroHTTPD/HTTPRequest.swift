@@ -173,18 +173,9 @@ final class RequestState {
     #if DEBUG
     deinit { RequestState.live.withLock { $0 -= 1 } }
     /// Live instances, for leak tests (debug builds only).
-    static let live = Protected(0)
+    static let live = Locked(0)
     #endif
 }
-
-#if DEBUG
-final class Protected<T>: @unchecked Sendable {
-    private let lock = Lock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
-}
-#endif
 
 /// `length` without the spaces and tabs that end `value` (optional whitespace is not part of a field value).
 func withoutTrailingWhitespace(_ value: UnsafePointer<CChar>, _ length: Int) -> Int {

@@ -19,7 +19,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     public let configuration: HTTPServerConfiguration
     private let handler: Handler
-    private let lock = Lock()
+    /// Guards the four fields below (state that `start`/`stop` change and accessors read from any thread).
+    private let lock = Locked<Void>(())
     private var daemon: OpaquePointer?
     private var context: Unmanaged<ServerContext>?
     private var port: UInt16 = 0
@@ -33,29 +34,29 @@ public final class HTTPServer: @unchecked Sendable {
     deinit { stop() }
 
     /// The port actually listened on (useful with port 0); 0 before `start()` and after `stop()`.
-    public var boundPort: UInt16 { lock.withLock { port } }
+    public var boundPort: UInt16 { lock.withLock { _ in port } }
 
     /// `true` between a successful `start()` and `stop()`.
-    public var isRunning: Bool { lock.withLock { daemon != nil } }
+    public var isRunning: Bool { lock.withLock { _ in daemon != nil } }
 
     /// Connections open right now (accepted and not yet closed); 0 when stopped.
     public var openConnections: Int {
-        lock.withLock { context?.takeUnretainedValue().watch.openConnections ?? 0 }
+        lock.withLock { _ in context?.takeUnretainedValue().watch.openConnections ?? 0 }
     }
 
     /// Connections the server shut down itself: past the header deadline, and half-closed by their peer
     /// after a request.
     public var cutOffConnections: (headerDeadline: Int, halfClosed: Int) {
-        lock.withLock { context?.takeUnretainedValue().watch.cutOffs ?? (0, 0) }
+        lock.withLock { _ in context?.takeUnretainedValue().watch.cutOffs ?? (0, 0) }
     }
 
     /// The connection limit in force (configured, or derived from the descriptor limit at `start()`); 0
     /// when stopped.
-    public var effectiveConnectionLimit: Int { lock.withLock { connectionLimit } }
+    public var effectiveConnectionLimit: Int { lock.withLock { _ in connectionLimit } }
 
     /// How many times the TLS credentials were reloaded after their files changed (0 without TLS).
     public var tlsCredentialReloads: Int {
-        lock.withLock { context?.takeUnretainedValue().tls?.reloads ?? 0 }
+        lock.withLock { _ in context?.takeUnretainedValue().tls?.reloads ?? 0 }
     }
 
     /// Binds, listens and starts serving on background threads. Returns once the socket accepts connections.
@@ -63,7 +64,7 @@ public final class HTTPServer: @unchecked Sendable {
         // libmicrohttpd's manual asks applications to ignore SIGPIPE: a peer that closes early must cost an
         // EPIPE on one connection, never the process (GnuTLS writes, or a client in the same process).
         signal(SIGPIPE, SIG_IGN)
-        try lock.withLock { () throws(HTTPServerError) in
+        try lock.withLock { _ throws(HTTPServerError) in
             guard daemon == nil else { throw .alreadyStarted }
             let config = configuration
             guard config.maxBodyBytes >= 0 else { throw .invalidConfiguration("maxBodyBytes must be >= 0") }
@@ -190,7 +191,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting, closes every connection (in-flight handler calls finish first) and releases the
     /// port; returns when all of that is done. Idempotent. Must not be called from inside the handler.
     public func stop() {
-        let (d, ctx) = lock.withLock { () -> (OpaquePointer?, Unmanaged<ServerContext>?) in
+        let (d, ctx) = lock.withLock { _ -> (OpaquePointer?, Unmanaged<ServerContext>?) in
             defer {
                 daemon = nil
                 context = nil

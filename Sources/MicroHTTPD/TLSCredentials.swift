@@ -66,21 +66,27 @@ struct FileStamp: Equatable {
 }
 
 /// The credentials new connections get, reloaded when the files change.
-final class TLSCredentialStore: @unchecked Sendable {
+final class TLSCredentialStore: Sendable {
     let configuration: TLSConfiguration
-    private let lock = Lock()
-    private var current: TLSCredentials
-    /// Stamps of the files as last loaded or last attempted (a failed attempt is not retried until the
-    /// files change again).
-    private var stamps: [FileStamp]
+    private struct State {
+        var current: TLSCredentials
+        /// Stamps of the files as last loaded or last attempted (a failed attempt is not retried until the
+        /// files change again).
+        var stamps: [FileStamp]
+        var reloads = 0
+    }
+    /// Taken by every new TLS connection (any server thread) and by `reloads` readers.
+    private let state: Locked<State>
     private let log: (@Sendable (String) -> Void)?
-    private(set) var reloads = 0
+
+    /// How many times the credentials were reloaded.
+    var reloads: Int { state.withLock { $0.reloads } }
 
     init(configuration: TLSConfiguration, log: (@Sendable (String) -> Void)?) throws(HTTPServerError) {
         self.configuration = configuration
         self.log = log
-        self.stamps = TLSCredentialStore.stamps(configuration)
-        self.current = try TLSCredentials.load(configuration).get()
+        let stamps = TLSCredentialStore.stamps(configuration)
+        self.state = Locked(State(current: try TLSCredentials.load(configuration).get(), stamps: stamps))
     }
 
     private static func stamps(_ c: TLSConfiguration) -> [FileStamp] {
@@ -90,41 +96,19 @@ final class TLSCredentialStore: @unchecked Sendable {
     /// The credentials for a new connection; reloads them first if the files changed.
     func credentialsForNewConnection() -> TLSCredentials {
         let now = TLSCredentialStore.stamps(configuration)
-        return lock.withLock {
-            if now != stamps {
-                stamps = now
+        return state.withLock { state in
+            if now != state.stamps {
+                state.stamps = now
                 switch TLSCredentials.load(configuration) {
                 case .success(let fresh):
-                    current = fresh
-                    reloads += 1
+                    state.current = fresh
+                    state.reloads += 1
                     log?("TLS credentials reloaded from \(configuration.certificateFile)")
                 case .failure(let error):
                     log?("TLS credentials not reloaded, keeping the previous ones: \(error)")
                 }
             }
-            return current
+            return state.current
         }
-    }
-}
-
-/// A plain pthread mutex (no Foundation, no availability constraints).
-final class Lock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import MicroHTTPD
 
@@ -81,6 +82,41 @@ import MicroHTTPD
                 }
             }
             #expect(cache.count == 2)
+        }
+    }
+
+    /// Threads racing to fill one slot (each with its own status) keep one response, and every cached answer
+    /// carries the status of the response it queues (under ThreadSanitizer: without a data race). Real threads
+    /// released together by a spin barrier, many rounds, so that the fills overlap even on two cores.
+    @Test func racingFillsKeepOneResponseWithItsStatus() throws {
+        let racers = 4
+        for round in 0..<50 {
+            let cache = ResponseCache(capacity: 1)
+            let answered = LockedBox<[Int]>([])
+            let arrived = Atomic<Int>(0)
+            let group = DispatchGroup()
+            for i in 0..<racers {
+                group.enter()
+                Thread {
+                    arrived.add(1, ordering: .relaxed)
+                    while arrived.load(ordering: .relaxed) < racers { sched_yield() }
+                    let response = cache.response(0) {
+                        HTTPResponse(status: 200 + i, headers: [("x-status", "\(200 + i)")], body: "racer \(i)")
+                    }
+                    if response.isPrepared { answered.update { $0.append(response.status) } }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+            #expect(cache.count == 1, "round \(round)")
+            let kept = cache.response(0) { HTTPResponse(status: 500, body: "not cached") }
+            #expect(kept.isPrepared && answered.get().allSatisfy { $0 == kept.status }, "round \(round)")
+            guard round == 0 else { continue }
+            try withServer(handler: { _ in cache.response(0) { HTTPResponse(status: 500, body: "not cached") } }) { server in
+                let served = try RawHTTPClient(port: server.boundPort).request("GET", "/")
+                // The status sent is the one stored with the response, whose header names the same status.
+                #expect(served.header("x-status") == "\(served.status)" && served.status == kept.status)
+            }
         }
     }
 }

@@ -114,6 +114,7 @@ final class TLSStream: ByteStream {
                 gnutls_certificate_verification_status_print(gnutls_session_get_verify_cert_status(session),
                                                              GNUTLS_CRT_X509, &out, 0)
                 let status = out.data.map { String(cString: $0) } ?? ""
+                mhz_tls_free(out.data)  // the text is GnuTLS's to free (LeakSanitizer)
                 throw ClientError("handshake: \(String(cString: gnutls_strerror(rc)))\(alertText(rc)) \(status) peer=\(serverSubject ?? "?")")
             }
         } catch {

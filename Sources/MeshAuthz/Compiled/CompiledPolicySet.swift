@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A `PolicySet` compiled for fast decisions: the same answers as `ReferenceEvaluator` (same stage, rule,
 /// reason and reports), at a cost that depends on the request and on the policies that apply to its
 /// workload, not on the size of the set.
@@ -701,12 +703,15 @@ public final class CompiledPolicySet: Sendable {
     }
 }
 
-/// Keeps a value alive for the optimizer (the loads that produced it are prefetches).
+/// Keeps a value alive for the optimizer (the loads that produced it are prefetches): the value is stored
+/// where the optimizer cannot prove nobody reads it, on a branch almost never taken.
 @inline(never)
 func keep(_ value: UInt32) {
-    if value == 0x5EED_F00D { keepSink = value }
+    if value == 0x5EED_F00D { keepSink.store(value, ordering: .relaxed) }
 }
-nonisolated(unsafe) var keepSink: UInt32 = 0
+/// Never read. Atomic (relaxed) because decisions run on many threads at once: a plain global written from
+/// them is a data race, even if the value written is always the same.
+let keepSink = Atomic<UInt32>(0)
 
 public struct CompileOptions: Sendable, Hashable {
     /// A bucket with more rules than this gets tries; a smaller one is scanned rule by rule. With 0, every
