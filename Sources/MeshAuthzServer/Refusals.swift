@@ -1,3 +1,4 @@
+import MeshAuthz
 import MicroHTTPD
 
 /// Answers to requests the HTTP layer refuses before the API sees them (too large, bad framing).
@@ -26,34 +27,16 @@ public enum Refusals {
         }
     }
 
-    /// `/ext_authz`, `/ext_authz?...` or `/ext_authz/...`, as the raw target is sent (the routes of the
-    /// gateway entry point). Anything else, `/ext_authzX` included, is an API endpoint.
+    /// `/ext_authz`, `/ext_authz?...` or `/ext_authz/...`: the API's own routing of the gateway entry point.
     static func isGatewayTarget(_ rawTarget: String) -> Bool {
-        let prefix = "/ext_authz".utf8
-        let target = rawTarget.utf8
-        guard target.starts(with: prefix) else { return false }
-        let rest = target.dropFirst(prefix.count)
-        guard let next = rest.first else { return true }
-        return next == UInt8(ascii: "?") || next == UInt8(ascii: "/")
-    }
-
-    /// `{"error":{"code":...,"message":...}}`, the shape of the API's errors. Messages are the refusal's
-    /// own fixed texts; they are escaped anyway.
-    static func errorBody(code: String, message: String) -> [UInt8] {
-        Array("{\"error\":{\"code\":\"\(escaped(code))\",\"message\":\"\(escaped(message))\"}}".utf8)
-    }
-
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\u{0}"..."\u{1F}": out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
+        switch API.extAuthzTarget(rawTarget) {
+        case .bare, .forwarded: return true
+        case .other: return false
         }
-        return out
+    }
+
+    /// `{"error":{"code":...,"message":...,"field":null}}`, the API's error shape, written by the same writer.
+    static func errorBody(code: String, message: String) -> [UInt8] {
+        RequestError(code: code, message: message).jsonBytes
     }
 }
