@@ -5,17 +5,17 @@ import MeshAuthz
 public protocol DecisionEngine: Sendable {
     func evaluate(_ request: CheckRequest) -> Decision
 
-    /// A gateway request. `outcome` numbers answers without reports (`0 ..< outcomeCount`; equal numbers,
-    /// equal decisions), so the HTTP layer can build each answer once; -1 when not numbered.
-    func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int)
+    /// A gateway request. `outcome` names answers without reports (`OutcomeKey`, below `outcomeCount`; equal
+    /// keys, equal decisions), so the server can build each answer once; nil when the answer is one of a kind.
+    func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: OutcomeKey?)
 
     var outcomeCount: Int { get }
 }
 
 extension ReferenceEvaluator: DecisionEngine {
     /// The oracle reads strings: the gateway request is turned into a `CheckRequest` first.
-    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int) {
-        (evaluate(request.checkRequest), -1)
+    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: OutcomeKey?) {
+        (evaluate(request.checkRequest), nil)
     }
 
     public var outcomeCount: Int { 0 }

@@ -119,8 +119,9 @@ extension API {
             let (decision, outcome) = timed({ loaded.engine.evaluate(question) }, allowed: { $0.decision.allowed })
             if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
             // Answers without reports depend on the decision alone: built once per outcome, then reused.
-            guard outcome >= 0 else { return Self.gatewayAnswer(decision) }
-            return loaded.answers.response(outcome) { Self.gatewayAnswer(decision) }
+            guard let outcome else { return Self.gatewayAnswer(decision) }
+            // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
+            return loaded.answers.response(outcome.index) { Self.gatewayAnswer(decision) }
         }
     }
 

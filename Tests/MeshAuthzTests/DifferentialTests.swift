@@ -101,7 +101,7 @@ import Darwin
             let set = generator.policySet(&rng, large: setNumber % 25 == 0)
             let reference = ReferenceEvaluator(set)
             let compiled = Self.modes.map { CompiledPolicySet(set, options: $0) }
-            var byOutcome: [Int: Decision] = [:]
+            var byOutcome: [OutcomeKey: Decision] = [:]
             for _ in 0..<30 {
                 let parts = GatewayParts(&rng, generator.request(&rng, for: set))
                 parts.withRequest { gateway in
@@ -115,8 +115,8 @@ import Darwin
                                 Issue.record("set #\(setNumber): \(parts)\nreference: \(expected)\ncompiled:  \(actual)")
                             }
                         }
-                        #expect(outcome < matcher.outcomeCount)
-                        if outcome >= 0, matcher === compiled[0] {
+                        if let outcome { #expect(outcome.index >= 0 && outcome.index < matcher.outcomeCount) }
+                        if let outcome, matcher === compiled[0] {
                             numbered += 1
                             if let earlier = byOutcome[outcome] { #expect(earlier == actual, "outcome \(outcome) stands for two decisions") }
                             byOutcome[outcome] = actual

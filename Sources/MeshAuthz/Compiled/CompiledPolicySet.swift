@@ -182,8 +182,9 @@ public final class CompiledPolicySet: Sendable {
         return decision(outcome)
     }
 
-    /// A gateway's request, read in place as bytes; `outcome` numbers the answer (see `outcomeCount`).
-    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: Int) {
+    /// A gateway's request, read in place as bytes; `outcome` names the answer when it depends on the
+    /// decision alone (see `OutcomeKey`), nil when it carries reports or a reason built for this request.
+    public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: OutcomeKey?) {
         let labelCount = WorkloadLabels.maxCount(request.workload)
         let outcome = RequestView.with(request, labelCapacity: labelCount, scratch: 3 + labelCount * 2 * max(1, maxGroupsPerSlot)) {
             decide($0, $1)
@@ -191,13 +192,12 @@ public final class CompiledPolicySet: Sendable {
         return (decision(outcome), outcomeNumber(outcome))
     }
 
-    /// How many distinct answers without reports the set can give: `evaluate(_: GatewayRequest)` numbers
-    /// them `0 ..< outcomeCount` (two requests with the same number get equal decisions, so an answer
-    /// built from one can serve the other), or -1 for an answer with reports or a reason built on the spot.
+    /// How many distinct answers without reports the set can give: every `OutcomeKey` it returns is
+    /// below this.
     public var outcomeCount: Int { (2 + peerDetails.count + ruleDetails.count + defaultDenyDetails.count) * 4 }
 
-    private func outcomeNumber(_ outcome: Outcome) -> Int {
-        guard outcome.reports.isEmpty else { return -1 }
+    private func outcomeNumber(_ outcome: Outcome) -> OutcomeKey? {
+        guard outcome.reports.isEmpty else { return nil }
         let index = Int(outcome.index)
         let kind: Int
         switch outcome.stage {
@@ -205,12 +205,12 @@ public final class CompiledPolicySet: Sendable {
         case .peerAuthentication: kind = 1 + (index + 1)
         case .custom, .denyPolicy, .allowPolicy: kind = 2 + peerDetails.count + index
         case .defaultDeny:
-            guard index >= 0 else { return -1 }
+            guard index >= 0 else { return nil }
             kind = 2 + peerDetails.count + ruleDetails.count + index
         case .notReady:
-            return -1
+            return nil
         }
-        return kind * 4 + Int(outcome.modeRaw & 3)
+        return OutcomeKey(kind * 4 + Int(outcome.modeRaw & 3))
     }
 
     private func decision(_ outcome: Outcome) -> Decision {
@@ -1069,4 +1069,15 @@ enum HeaderSource {
         for i in 0..<name.count where asciiLower(name[i]) != lower[i] { return false }
         return true
     }
+}
+
+/// Names a gateway answer that depends on the decision alone (its deciding rule or policy, stage and mTLS
+/// mode, no reports): two requests with the same key get equal decisions, so an answer built for one can
+/// serve the other. Keys of one compiled set are `0 ..< outcomeCount`.
+public struct OutcomeKey: Hashable, Sendable, CustomStringConvertible {
+    public let index: Int
+
+    init(_ index: Int) { self.index = index }
+
+    public var description: String { "outcome \(index)" }
 }
