@@ -128,7 +128,11 @@ final class TLSStream: ByteStream {
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { gnutls_record_send(session, $0.baseAddress, $0.count) }
             if n == Int(GNUTLS_E_AGAIN) || n == Int(GNUTLS_E_INTERRUPTED) { continue }
-            guard n > 0 else { throw ClientError("tls send: \(String(cString: gnutls_strerror(Int32(n))))") }
+            guard n > 0 else {
+                // Under TLS 1.3 the server judges the certificate after the client's handshake ended; when it
+                // refuses fast, its alert and close can beat this send. The alert is then waiting to be read.
+                throw ClientError("tls send: \(String(cString: gnutls_strerror(Int32(n))))\(pendingAlert())")
+            }
             offset += n
         }
     }
@@ -142,6 +146,17 @@ final class TLSStream: ByteStream {
             if n < 0 { throw ClientError("tls recv: \(String(cString: gnutls_strerror(Int32(n))))\(alertText(Int32(n)))") }
             return Array(buffer[0..<n])
         }
+    }
+
+    /// ` alert: NAME` if the server's next record is an alert (one read attempt), else empty.
+    private func pendingAlert() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        for _ in 0..<8 {
+            let n = buffer.withUnsafeMutableBytes { gnutls_record_recv(session, $0.baseAddress, $0.count) }
+            if n == Int(GNUTLS_E_AGAIN) || n == Int(GNUTLS_E_INTERRUPTED) { continue }
+            return n < 0 ? alertText(Int32(n)) : ""
+        }
+        return ""
     }
 
     /// ` alert: NAME` (e.g. `Certificate is bad`) when `rc` says the server sent a fatal alert, else empty.
