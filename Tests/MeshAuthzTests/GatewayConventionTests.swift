@@ -120,6 +120,26 @@ struct GatewayConventionTests {
         }
     }
 
+    /// Under Traefik the source address is the right-most `X-Forwarded-For` element, the one Traefik wrote:
+    /// what a client put before it cannot choose it.
+    @Test(arguments: [("203.0.113.7", "203.0.113.7"), ("10.1.2.3, 203.0.113.7", "203.0.113.7"),
+                      ("10.1.2.3,203.0.113.7 ", "203.0.113.7"), ("10.1.2.3,", "")])
+    func traefikSourceIsTheLastForwardedFor(_ header: String, _ expected: String) {
+        let fields: [(String, String)] = [("X-Forwarded-Uri", "/t"), ("X-Forwarded-Method", "GET"),
+                                          ("X-Forwarded-Host", "h"), ("X-Forwarded-For", header)]
+        let storage = fields.map { (Array($0.0.utf8), Array($0.1.utf8)) }
+        let method = Array("GET".utf8)
+        let source: String? = method.withUnsafeBufferPointer { method in
+            withBuffers(storage) { pairs in
+                var h = GatewayHeaders()
+                for (name, value) in pairs { _ = h.read(name: name, value: value) }
+                guard case .success(let facts) = h.resolve(.traefik, ownMethod: method, forwardedTarget: nil) else { return nil }
+                return facts.sourceIP.map { String(decoding: $0, as: UTF8.self) }
+            }
+        }
+        #expect(source == expected)
+    }
+
     @Test func readKeepsThePDPInputsOutOfRequestHeaders() {
         let names = ["x-authz-namespace", "X-Authz-Workload", "x-authz-port", "x-authz-source-ip", "x-tenant", "host",
                      "x-forwarded-client-cert"]
