@@ -265,9 +265,13 @@ func callgrindDecision(_ matcher: CompiledPolicySet, _ request: CheckRequest) ->
     matcher.evaluate(request).allowed
 }
 
+/// The generated mesh at 10,000 policies also has its PeerAuthentications: more resources than `serve`'s
+/// default limit (`--max-resources`), which guards against a runaway directory, not against this.
+let benchLimits = LoadLimits(maxResources: 1_000_000)
+
 if callgrindDecisions > 0 {
     var mesh = Mesh(policies: sizes[0])
-    guard case .success(let set) = PolicyLoader.load(mesh.policyFiles()) else { print("generated policies do not load"); exit(1) }
+    guard case .success(let set) = PolicyLoader.load(mesh.policyFiles(), limits: benchLimits) else { print("generated policies do not load"); exit(1) }
     let requests = mesh.requests(4096)
     let matcher = CompiledPolicySet(set, options: compileOptions)
     if pauseSeconds > 0 {
@@ -298,7 +302,7 @@ for size in sizes {
     let files = mesh.policyFiles()
     let loadStart = nanoseconds()
     let set: PolicySet
-    switch PolicyLoader.load(files) {
+    switch PolicyLoader.load(files, limits: benchLimits) {
     case .success(let loaded): set = loaded
     case .failure(let failure):
         print("generated policies do not load: \(failure)")

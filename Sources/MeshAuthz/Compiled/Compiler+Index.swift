@@ -78,9 +78,9 @@ extension Compiler {
     }
 
     /// Candidate lists hold record offsets.
-    mutating func makeIndex(_ records: [(global: UInt32, offset: UInt32)]) -> CandidateIndex {
+    mutating func makeIndex(_ records: [(ruleIndex: UInt32, offset: UInt32)]) -> CandidateIndex {
         let ruleOptions = records.map { record -> [Option] in
-            let (policy, index) = ruleOwners[Int(record.global)]
+            let (policy, index) = ruleOwners[Int(record.ruleIndex)]
             return indexOptions(set.authorizationPolicies[policy].rules[index])
         }
         // How many rules share each key: the expected number of candidates it brings.
@@ -105,7 +105,7 @@ extension Compiler {
         var strings: [IndexDimension: StringIndexBuilder] = [:]
         var ports: [Int: [UInt32]] = [:]
         for (position, record) in records.enumerated() {
-            let global = record.offset
+            let offset = record.offset
             var best: Option? = nil
             var bestCost = Int.max
             for option in ruleOptions[position] {
@@ -113,14 +113,14 @@ extension Compiler {
                 if c < bestCost { best = option; bestCost = c }
             }
             guard let best, bestCost < everything || options.indexThreshold == 0 else {
-                always.append(global)
+                always.append(offset)
                 continue
             }
             for key in best.keys {
                 if case .port(let port) = key {
-                    ports[port, default: []].append(global)
+                    ports[port, default: []].append(offset)
                 } else {
-                    strings[best.dimension, default: StringIndexBuilder()].add(key, global)
+                    strings[best.dimension, default: StringIndexBuilder()].add(key, offset)
                 }
             }
         }

@@ -32,7 +32,7 @@ struct Compiler {
     var defaultDenyReasons: [String] = []
     /// Global rule indices of each policy.
     private var policyRules: [[UInt32]] = []
-    /// Policy ordinal and rule index of each global rule.
+    /// Policy ordinal and rule index (within the policy) of each rule, by global rule index.
     var ruleOwners: [(policy: Int, index: Int)] = []
 
     private init(_ set: PolicySet, options: CompileOptions) {
@@ -105,7 +105,7 @@ struct Compiler {
                 }
             }
             for index in policy.rules.indices {
-                let global = UInt32(ruleIDs.count)
+                let ruleIndex = UInt32(ruleIDs.count)
                 let id = policy.ruleID(index)
                 switch category {
                 case .allow: ruleReasons.append(DecisionReasons.allow(rule: id))
@@ -117,7 +117,7 @@ struct Compiler {
                 ruleIDs.append(id)
                 ruleActions.append(policy.action)
                 ruleOwners.append((ordinal, index))
-                indices.append(global)
+                indices.append(ruleIndex)
             }
             policyRules.append(indices)
         }
@@ -321,14 +321,14 @@ struct Compiler {
         let sorted = policies.sorted()
         // The bucket's rule records, one after the other (a policy in two gateway buckets gets two copies).
         let programStart = UInt32(program.words.count)
-        var records: [(global: UInt32, offset: UInt32)] = []
+        var records: [(ruleIndex: UInt32, offset: UInt32)] = []
         for ordinal in sorted {
             let policy = set.authorizationPolicies[Int(ordinal)]
-            for global in policyRules[Int(ordinal)] {
-                let rule = policy.rules[ruleOwners[Int(global)].index]
-                let offset = program.emit(rule, policyNamespace: policy.id.namespace, category: ruleCategories[Int(global)],
-                                          rank: ruleRanks[Int(global)], global: global)
-                records.append((global, offset))
+            for ruleIndex in policyRules[Int(ordinal)] {
+                let rule = policy.rules[ruleOwners[Int(ruleIndex)].index]
+                let offset = program.emit(rule, policyNamespace: policy.id.namespace, category: ruleCategories[Int(ruleIndex)],
+                                          rank: ruleRanks[Int(ruleIndex)], ruleIndex: ruleIndex)
+                records.append((ruleIndex, offset))
             }
         }
         let programEnd = UInt32(program.words.count)

@@ -7,13 +7,13 @@ struct ProgramBuilder {
     private var claimIndex: [[String]: UInt32] = [:]
 
     /// Appends the record of `rule`; returns its offset.
-    mutating func emit(_ rule: Rule, policyNamespace: String, category: RuleCategory, rank: UInt32, global: UInt32) -> UInt32 {
+    mutating func emit(_ rule: Rule, policyNamespace: String, category: RuleCategory, rank: UInt32, ruleIndex: UInt32) -> UInt32 {
         typealias Word = RuleRecord.Word
         let start = words.count
         words += Array(repeating: 0, count: Word.headerCount)
         words[start + Word.category] = category.rawValue
         words[start + Word.rank] = rank
-        words[start + Word.ruleIndex] = global
+        words[start + Word.ruleIndex] = ruleIndex
         words[start + Word.toClauses] = UInt32(rule.to.count)
         words[start + Word.fromClauses] = UInt32(rule.from.count)
         words[start + Word.whenChecks] = UInt32(rule.when.count)

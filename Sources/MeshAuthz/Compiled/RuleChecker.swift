@@ -36,32 +36,32 @@ extension CompiledTables {
     /// One field: a positive matcher must match (when there are any) and no negative one may.
     private func holds(_ check: CheckRecord, _ view: RequestView) -> Bool {
         switch check.attribute {
-        case .principal: return holds(check) { matches($0, view.principal) }
-        case .path: return holds(check) { matches($0, view.path) }
-        case .method: return holds(check) { matches($0, view.method) }
-        case .host: return holds(check) { matches($0, view.host) }
-        case .sni: return holds(check) { matches($0, view.sni) }
-        case .rawPath: return holds(check) { matches($0, view.rawPath) }
-        case .port: return holds(check) { matchesPort($0, view.port) }
-        case .sourceIP: return holds(check) { matches($0, view.sourceIP) }
-        case .remoteIP: return holds(check) { matches($0, view.remoteIP) }
-        case .destinationIP: return holds(check) { matches($0, view.destinationIP) }
-        case .requestPrincipal: return holds(check) { matchesRequestPrincipal($0, view) }
+        case .principal: return anyPositiveNoNegative(check) { matchesString($0, view.principal) }
+        case .path: return anyPositiveNoNegative(check) { matchesString($0, view.path) }
+        case .method: return anyPositiveNoNegative(check) { matchesString($0, view.method) }
+        case .host: return anyPositiveNoNegative(check) { matchesString($0, view.host) }
+        case .sni: return anyPositiveNoNegative(check) { matchesString($0, view.sni) }
+        case .rawPath: return anyPositiveNoNegative(check) { matchesString($0, view.rawPath) }
+        case .port: return anyPositiveNoNegative(check) { matchesPort($0, view.port) }
+        case .sourceIP: return anyPositiveNoNegative(check) { matchesIP($0, view.sourceIP) }
+        case .remoteIP: return anyPositiveNoNegative(check) { matchesIP($0, view.remoteIP) }
+        case .destinationIP: return anyPositiveNoNegative(check) { matchesIP($0, view.destinationIP) }
+        case .requestPrincipal: return anyPositiveNoNegative(check) { matchesRequestPrincipal($0, view) }
         case .authorityHeader:
-            if view.host != nil { return holds(check) { matches($0, view.host) } }
-            return view.headers.withValue(headerNames[check.argument]) { value in holds(check) { matches($0, value) } }
+            if view.host != nil { return anyPositiveNoNegative(check) { matchesString($0, view.host) } }
+            return view.headers.withValue(headerNames[check.argument]) { value in anyPositiveNoNegative(check) { matchesString($0, value) } }
         case .header:
-            return view.headers.withValue(headerNames[check.argument]) { value in holds(check) { matches($0, value) } }
+            return view.headers.withValue(headerNames[check.argument]) { value in anyPositiveNoNegative(check) { matchesString($0, value) } }
         case .claim:
             return holdsClaim(check, claimPaths[check.argument], view)
         case .absent:
-            return holds(check) { matchesNothing($0) }
+            return anyPositiveNoNegative(check) { matchesNothing($0) }
         }
     }
 
     /// The positive matchers (any), then the negative ones (none).
     @inline(__always)
-    private func holds(_ check: CheckRecord, _ match: (MatcherRecord) -> Bool) -> Bool {
+    private func anyPositiveNoNegative(_ check: CheckRecord, _ match: (MatcherRecord) -> Bool) -> Bool {
         let positives = check.positiveCount, negatives = check.negativeCount
         var matcher = check.firstMatcher
         if positives > 0 {
@@ -87,7 +87,7 @@ extension CompiledTables {
 
     /// A string-like matcher against a value (absent: no match).
     @inline(__always)
-    private func matches(_ m: MatcherRecord, _ value: Bytes?) -> Bool {
+    private func matchesString(_ m: MatcherRecord, _ value: Bytes?) -> Bool {
         guard let value else { return false }
         switch m.kind {
         case .string:
@@ -110,7 +110,7 @@ extension CompiledTables {
     }
 
     @inline(__always)
-    private func matches(_ m: MatcherRecord, _ ip: IPAddress?) -> Bool {
+    private func matchesIP(_ m: MatcherRecord, _ ip: IPAddress?) -> Bool {
         switch m.kind {
         case .ip:
             guard let ip else { return false }
@@ -165,9 +165,9 @@ extension CompiledTables {
     /// `request.auth.claims[...]` (and audiences, presenter): the claim as Envoy's jwt_authn publishes it.
     private func holdsClaim(_ check: CheckRecord, _ path: [String], _ view: RequestView) -> Bool {
         if let claims = view.claimsOf?.pointee.request.claims {
-            guard var value = claims[path[0]] else { return holds(check) { matches($0, nil as Bytes?) } }
+            guard var value = claims[path[0]] else { return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) } }
             for key in path.dropFirst() {
-                guard let next = value[key] else { return holds(check) { matches($0, nil as Bytes?) } }
+                guard let next = value[key] else { return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) } }
                 value = next
             }
             switch value {
@@ -175,25 +175,25 @@ extension CompiledTables {
                 // Envoy's jwt_authn splits the string claims `scope` and `permission` on spaces.
                 let split = path.count == 1 && (path[0] == "scope" || path[0] == "permission")
                 return text.withBytes { bytes in
-                    holds(check) { matcher in
-                        split ? ByteMatching.words(bytes) { matches(matcher, $0) } : matches(matcher, bytes)
+                    anyPositiveNoNegative(check) { matcher in
+                        split ? ByteMatching.words(bytes) { matchesString(matcher, $0) } : matchesString(matcher, bytes)
                     }
                 }
             case .array(let items):
-                return holds(check) { matcher in
+                return anyPositiveNoNegative(check) { matcher in
                     items.contains { item in
-                        if case .string(let text) = item { return text.withBytes { matches(matcher, $0) } }
+                        if case .string(let text) = item { return text.withBytes { matchesString(matcher, $0) } }
                         return false
                     }
                 }
             case .null, .bool, .number, .object:
                 // Envoy matches string claims and lists of strings only.
-                return holds(check) { matches($0, nil as Bytes?) }
+                return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) }
             }
         }
         // No claims but a request principal: Envoy's payload then holds only `iss` and `sub`.
-        guard view.hasRequestPrincipal, path.count == 1 else { return holds(check) { matches($0, nil as Bytes?) } }
+        guard view.hasRequestPrincipal, path.count == 1 else { return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) } }
         let value: Bytes? = path[0] == "iss" ? view.issuer : path[0] == "sub" ? view.subject : nil
-        return holds(check) { matches($0, value) }
+        return anyPositiveNoNegative(check) { matchesString($0, value) }
     }
 }
