@@ -100,6 +100,7 @@ public struct Inventory: Sendable, Hashable {
     public var serviceAccounts: [ServiceAccount]
     public var namespaces: [Namespace]
     public var destinationRules: [DestinationRule]
+    public var virtualServices: [VirtualService] = []
     /// Kinds read and not used, by kind (AuthorizationPolicy and PeerAuthentication included: the
     /// policy loader reads those).
     public var skipped: [String: Int]

@@ -22,6 +22,7 @@ public enum InventoryReader {
         "ServiceAccount": ([""], .serviceAccount),
         "Namespace": ([""], .namespace),
         "DestinationRule": (["networking.istio.io"], .destinationRule),
+        "VirtualService": (["networking.istio.io"], .virtualService),
     ]
 
     enum ManifestKind {
@@ -34,6 +35,7 @@ public enum InventoryReader {
         case serviceAccount
         case namespace
         case destinationRule
+        case virtualService
     }
 
     public static func read(_ files: [PolicyFile], limits: LoadLimits = LoadLimits()) -> (inventory: Inventory, errors: [PolicyError]) {
@@ -135,6 +137,8 @@ public enum InventoryReader {
             if let rule = DestinationRuleReader(reader: r).read(spec: spec, specNode: fields["spec"] ?? node, id: id, location: location) {
                 inventory.destinationRules.append(rule)
             }
+        case .virtualService:
+            inventory.virtualServices.append(VirtualServiceReader(reader: r).read(spec: spec, id: id, location: location))
         }
         return nil
     }
