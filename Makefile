@@ -8,7 +8,7 @@ PYTEST_ARGS ?= -q
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= all
 
-.PHONY: all deps build static dist run test unit e2e validate sanitize tsan asan bench fuzz clean
+.PHONY: all deps build static dist run test unit e2e validate policies sanitize tsan asan bench fuzz clean
 
 # The binary as shipped links the Swift runtime and Foundation statically (no toolchain needed where it runs).
 # Its objects are compiled differently (autolinked static libraries), so it has its own scratch path.
@@ -57,6 +57,10 @@ e2e: static
 ## validate: check the policy files of $(POLICIES)
 validate: build
 	"$$($(SWIFT) build --show-bin-path)/meshauthz" validate --policies $(POLICIES)
+
+## policies: regenerate policies/ from policies/services.yaml (meshauthz generate; a test keeps them equal)
+policies: build
+	"$$($(SWIFT) build --show-bin-path)/meshauthz" generate --services $(POLICIES)/services.yaml --out $(POLICIES)
 
 ## sanitize: swift test under ThreadSanitizer, then under AddressSanitizer (own scratch paths; any report fails)
 sanitize: tsan asan

@@ -1,5 +1,5 @@
 """`serve`, `check` and `validate` load only the kinds they decide with: a GitOps directory that also holds
-workload manifests and DestinationRules (examples/workloads) loads, decides as without them, and counts them."""
+workload manifests (examples/workloads) and more DestinationRules loads, decides as without them, and counts them."""
 import json
 import shutil
 import subprocess
@@ -35,7 +35,7 @@ def run(binary, *args, stdin=None):
 def test_validate_counts_manifests(binary, tmp_path):
     p = run(binary, "validate", "--policies", repo(tmp_path))
     assert p.returncode == 0, p.stderr
-    assert "DestinationRule: 1" in p.stdout and "Deployment: 8" in p.stdout and "Service: 8" in p.stdout, p.stdout
+    assert "DestinationRule: 9" in p.stdout and "Deployment: 8" in p.stdout and "Service: 8" in p.stdout, p.stdout
 
 
 def test_check_decides_as_without_manifests(binary, tmp_path):
@@ -51,6 +51,6 @@ def test_serve_is_ready_and_counts_manifests(start_server, tmp_path):
     s = start_server(policies_dir=repo(tmp_path))
     ready = s.readyz()
     assert ready["status"] == "ready"
-    assert ready["otherResources"]["DestinationRule"] == 1 and ready["otherResources"]["Deployment"] == 8
+    assert ready["otherResources"]["DestinationRule"] == 9 and ready["otherResources"]["Deployment"] == 8
     assert s.check(ALLOWED)["decision"] == "ALLOW"
     assert s.check(DENIED)["decision"] == "DENY"
