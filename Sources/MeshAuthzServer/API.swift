@@ -143,6 +143,11 @@ public final class API: Sendable {
             return Self.error(405, code: "method_not_allowed", "/v1/check accepts POST only, not \(request.method)",
                               headers: [("Allow", "POST")])
         }
+        let explain: Bool
+        switch Self.explainParameter(request.rawQuery) {
+        case .success(let asked): explain = asked
+        case .failure(let error): return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
+        }
         var body: CheckRequestBody
         do {
             body = try CheckRequest.decodeBody(request.body)
@@ -185,7 +190,11 @@ public final class API: Sendable {
                 // Only "nothing applies" decisions can come from a destination nothing applies to.
                 let warnings = decision.stage == .noAllowPolicy
                     ? state.loaded?.policySet.destinationWarnings(one.request.destination) ?? [] : []
-                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings)
+                // The trace comes from the reference evaluator, under the same set; the decision served stays
+                // the engine's. Computed only when asked: it is far slower than a decision.
+                let explanation = explain ? state.loaded.map { ReferenceEvaluator($0.policySet).explain(one.request) } : nil
+                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings,
+                                   explanation: explanation)
             }
         }
         if logDecisions {
@@ -195,6 +204,28 @@ public final class API: Sendable {
         case .single: return HTTPResponse.json(bytes: answers[0].jsonBytes)
         case .batch: return HTTPResponse.json(bytes: CheckAnswer.jsonBytes(answers))
         }
+    }
+
+    /// `explain=true|false` of the query (absent: false). Any other value, or the parameter twice, is a 400:
+    /// a misspelt `explain=yes` silently answering without a trace would look like a bug in the trace.
+    static func explainParameter(_ query: Substring?) -> Result<Bool, RequestError> {
+        guard let query else { return .success(false) }
+        var found: Bool?
+        for item in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == "explain" else { continue }
+            let value = parts.count == 2 ? parts[1] : ""
+            guard found == nil else {
+                return .failure(RequestError.invalidRequest("explain is given more than once", field: "explain"))
+            }
+            switch value {
+            case "true": found = true
+            case "false": found = false
+            default:
+                return .failure(RequestError.invalidRequest("explain must be true or false, not \"\(value)\"", field: "explain"))
+            }
+        }
+        return .success(found ?? false)
     }
 
     /// Decides under `state`, timing the engine and counting the result.

@@ -16,7 +16,8 @@ struct MeshAuthzCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshauthz",
         abstract: "Istio AuthorizationPolicy / PeerAuthentication decisions, over HTTP or on the command line.",
-        subcommands: [Serve.self, Check.self, Validate.self])
+        version: BuildInfo.versionLine,
+        subcommands: [Serve.self, Check.self, Validate.self, Explain.self])
 }
 
 /// The options every command that loads policies takes.

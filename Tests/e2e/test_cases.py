@@ -45,6 +45,17 @@ def test_batch_matches_single_answers(case_servers, engine, path):
         assert many["decision"] == checks[i]["expect"], harness.describe(checks[i], many)
         problems = oc.schema_errors(many, oc.component("CheckAnswer"))
         assert not problems, f"check #{i}: answer does not match openapi.yaml CheckAnswer: {problems}\n{many}"
+    # ?explain=true: the same answers plus `explain`, whose (reference) decision is the served one, whichever engine.
+    r = server.post("/v1/check?explain=true", json=bodies)
+    assert r.status_code == 200, r.text
+    for i, (one, explained) in enumerate(zip(singles, r.json())):
+        trace = explained.pop("explain")
+        assert explained == one, f"check #{i}: explain changed the answer"
+        assert (trace["decision"], trace["stage"], trace["ruleId"]) == (one["decision"], one["stage"], one["ruleId"]), \
+            f"check #{i}: explained {trace['decision']} {trace['stage']} {trace['ruleId']} but {engine} answered {one}"
+        assert (trace["closestMiss"] is None) == one["allowed"], trace
+        problems = oc.schema_errors(trace, oc.component("Explanation"))
+        assert not problems, f"check #{i}: explain does not match openapi.yaml Explanation: {problems}"
 
 
 def test_case_files_present():
