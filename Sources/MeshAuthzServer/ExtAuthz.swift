@@ -26,7 +26,7 @@ import MicroHTTPD
 extension API {
     /// `forwardedPathAt`: where the original target starts in the raw target (`/ext_authz/<rest>`); nil for
     /// bare `/ext_authz`.
-    func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?) -> HTTPResponse {
+    func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?, started: UInt64) -> HTTPResponse {
         request.withHeaderFields { fields in
             withUnsafeTemporaryAllocation(of: HeaderField.self, capacity: max(fields.count, 1)) { kept in
                 var h = GatewayHeaders()
@@ -44,7 +44,7 @@ extension API {
                         let forwarded = forwardedPathAt.map { Bytes(rebasing: own[$0...]) }
                         switch h.resolve(reading.convention, ownMethod: method, forwardedTarget: forwarded) {
                         case .failure(let refusal): return Self.gatewayError(refusal.message, field: refusal.field)
-                        case .success(let facts): return judge(request, facts, headers)
+                        case .success(let facts): return judge(request, facts, headers, started: started)
                         }
                     }
                 }
@@ -55,7 +55,7 @@ extension API {
     /// The destination, the caller (believed from a trusted forwarder only, see `ForwardedTrust`), the
     /// normalized target, then the decision and its answer.
     private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest,
-                       _ headers: UnsafeBufferPointer<HeaderField>) -> HTTPResponse {
+                       _ headers: UnsafeBufferPointer<HeaderField>, started: UInt64) -> HTTPResponse {
         guard let namespace = facts.namespace ?? defaultNamespace else {
             return Self.gatewayError(
                 "no destination namespace: the gateway sends none (x-authz-namespace) and serve has no --default-namespace",
@@ -95,7 +95,7 @@ extension API {
             var question = GatewayRequest(
                 method: facts.method, target: normalized, host: facts.host, principal: nil, isMTLS: false,
                 sourceIP: sourceIP, namespace: namespace, workload: workload, port: port, headers: headers)
-            guard trusted, let xfcc = facts.xfcc else { return answer(question) }
+            guard trusted, let xfcc = facts.xfcc else { return answer(question, request, started: started) }
             return ForwardedClientCert.withPrincipal(fromHeader: xfcc, severalURIs: {
                 Self.gatewayError(
                     "x-forwarded-client-cert names several URI SANs for the caller; Envoy would match each of them, meshauthz judges one identity",
@@ -103,21 +103,24 @@ extension API {
             }) { principal in
                 question.principal = principal
                 question.isMTLS = principal != nil
-                return answer(question)
+                return answer(question, request, started: started)
             }
         }
     }
 
-    private func answer(_ question: GatewayRequest) -> HTTPResponse {
+    private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64) -> HTTPResponse {
         store.withCurrent { state in
             guard let loaded = state.loaded else {
                 let decision = state.notReadyDecision
-                metrics.recordDecision(allowed: false, nanoseconds: 0)
-                if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+                metrics.recordDecision(.extAuthz, decision, nanoseconds: 0)
+                if let decisionLog { log(decision, question, request, started: started, to: decisionLog) }
                 return Self.gatewayAnswer(decision)
             }
-            let (decision, outcome) = timed({ loaded.engine.evaluate(question) }, allowed: { $0.decision.allowed })
-            if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+            let (decision, outcome) = timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
+            // Built here only when this decision is logged; written by the log's own thread.
+            if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
+                log(decision, question, request, started: started, to: decisionLog)
+            }
             // Answers without reports depend on the decision alone: built once per outcome, then reused.
             guard let outcome else { return Self.gatewayAnswer(decision) }
             // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
@@ -125,7 +128,19 @@ extension API {
         }
     }
 
-    /// 200 or 403, with the decision's headers and the decision itself as a small JSON body.
+    private func log(_ decision: Decision, _ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
+                     to decisionLog: DecisionLog) {
+        decisionLog.enqueue(DecisionLogLine.build(
+            endpoint: .extAuthz, requestID: request.header("x-request-id"), decision: decision,
+            facts: .init(principal: question.principal, sourceIP: question.sourceIP, namespace: question.namespace,
+                         workload: question.workload, method: question.method, host: question.host,
+                         target: question.target, mtls: question.isMTLS),
+            latencyNanoseconds: monotonicNanoseconds() &- started))
+    }
+
+    /// 200 or 403, with the decision's headers and the decision itself as a small JSON body. Dry-run and AUDIT
+    /// matches are in `x-meshauthz-dry-run` (`WOULD_BE rule-id`, comma-separated) and `x-meshauthz-audit`
+    /// (rule ids), so a gateway can log them; such answers are never cached (they carry reports).
     static func gatewayAnswer(_ decision: Decision) -> HTTPResponse {
         var headers: [(String, String)] = [
             ("Content-Type", "application/json"),
@@ -135,6 +150,13 @@ extension API {
         if let rule = decision.rule {
             headers.append(("x-meshauthz-policy", headerSafe(rule.policy.description)))
             headers.append(("x-meshauthz-rule-id", headerSafe(rule.description)))
+        }
+        if !decision.dryRun.isEmpty {
+            let text = decision.dryRun.map { "\($0.wouldBe) \($0.rule.description)" }.joined(separator: ", ")
+            headers.append(("x-meshauthz-dry-run", headerSafe(text, limit: 2048)))
+        }
+        if !decision.audit.isEmpty {
+            headers.append(("x-meshauthz-audit", headerSafe(decision.audit.map(\.rule.description).joined(separator: ", "), limit: 2048)))
         }
         return HTTPResponse(status: decision.allowed ? 200 : 403, headers: headers, body: decision.jsonBytes)
     }

@@ -46,6 +46,7 @@ struct NormalizationOptions: ParsableArguments {
 extension PathNormalizationMode: ExpressibleByArgument {}
 extension GatewayConvention: ExpressibleByArgument {}
 extension EngineKind: ExpressibleByArgument {}
+extension DecisionLogMode: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Writes to standard error without stdio's global state.

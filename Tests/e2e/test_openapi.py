@@ -82,6 +82,8 @@ SCENARIOS = [
     ("ready", "GET", "/v1/policies", {}, 200),
     ("unready", "GET", "/v1/policies", {}, 200),
     ("unready", "GET", "/ext_authz/api/users", EXT_ALLOW, 403),
+    # an AUDIT rule matches: x-meshauthz-audit, validated against its documented pattern
+    ("ready", "GET", "/ext_authz/api/orders", EXT_ALLOW, 200),
 ] + [
     ("ready", m, "/ext_authz/tenant/x?y=1", EXT_ALLOW, 200) for m in EXT_METHODS
 ] + [

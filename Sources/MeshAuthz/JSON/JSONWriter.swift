@@ -60,6 +60,20 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// A string given as bytes (a header value, borrowed): escaped as any string; bytes that are not valid UTF-8
+    /// become U+FFFD, so the output is always valid JSON text (a log line a shipper can parse).
+    public mutating func string(bytes utf8: UnsafeBufferPointer<UInt8>) {
+        separate()
+        if utf8.allSatisfy({ $0 < 0x80 }) {
+            bytes.append(0x22)
+            appendEscaped(utf8)
+            bytes.append(0x22)
+        } else {
+            appendQuoted(String(decoding: utf8, as: UTF8.self))
+        }
+        needsComma = true
+    }
+
     public mutating func optionalString(_ value: String?) {
         if let value { string(value) } else { null() }
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# /ext_authz throughput with `--decision-log all` to a file against `--decision-log none` (issue 10: goal >= 80%).
+# Same method as Benchmarks/run.sh part 2: `meshauthz serve --threads 1` on the HTTP_POLICIES-policy generated mesh,
+# the whole process (HTTP thread and the log's writer thread) pinned to SERVER_CPU, wrk -t1 pinned to CLIENT_CPU,
+# keep-alive, WRK_SECONDS per run; the modes interleaved (none, all, none, all, ...) RUNS times, medians kept.
+# Knobs: RUNS (3), WRK_SECONDS (5), HTTP_POLICIES (10000), CONNECTIONS ("1 32"), SERVER_CPU (0), CLIENT_CPU (1),
+# SCRATCH (.build-bench). Writes Benchmarks/out/decision-log.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+RUNS=${RUNS:-3}
+WRK_SECONDS=${WRK_SECONDS:-5}
+HTTP_POLICIES=${HTTP_POLICIES:-10000}
+CONNECTIONS=${CONNECTIONS:-"1 32"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+SCRATCH=${SCRATCH:-.build-bench}
+out="$here/out"
+work="$out/work-decision-log"
+mkdir -p "$work"
+results="$out/decision-log.md"
+log() { echo "== $*" >&2; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+log "building (release, scratch $SCRATCH)"
+swift build -c release --scratch-path "$SCRATCH" --product MeshAuthzBench 2>&1 | grep -E "error" || true
+swift build -c release --scratch-path "$SCRATCH" --product meshauthz 2>&1 | grep -E "error" || true
+bin=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)
+policies="$work/policies-$HTTP_POLICIES"
+rm -rf "$policies"
+"$bin/MeshAuthzBench" --size "$HTTP_POLICIES" --write-policies "$policies" --write-wrk "$work/ext_authz.lua" \
+    --write-wrk-check "$work/check.lua" --write-requests "$work/requests.tsv" >&2
+
+server_pid=""
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+trap stop_server EXIT
+
+start_server() {  # MODE: sets server_pid and port
+    : > "$work/serve.log"
+    rm -f "$work/decisions.log"
+    taskset -c "$SERVER_CPU" "$bin/meshauthz" serve --policies "$policies" --listen 127.0.0.1:0 --threads 1 \
+        --reload-interval 0 --decision-log "$1" --decision-log-file "$work/decisions.log" > "$work/serve.log" 2>&1 &
+    server_pid=$!
+    port=""
+    for _ in $(seq 1200); do
+        port=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$work/serve.log" | head -1 | grep -oE '[0-9]+$' || true)
+        [ -n "$port" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    echo "serve did not start" >&2; exit 1
+}
+
+: > "$work/raw.txt"
+for run in $(seq "$RUNS"); do
+    for mode in none all; do
+        start_server "$mode"
+        for c in $CONNECTIONS; do
+            taskset -c "$CLIENT_CPU" wrk -t1 -c"$c" -d"${WRK_SECONDS}s" --latency -s "$work/ext_authz.lua" \
+                "http://127.0.0.1:$port" > "$work/wrk.txt"
+            rps=$(awk '/Requests\/sec/ { print $2 }' "$work/wrk.txt")
+            p99=$(awk 'function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; return v * 1000000 }
+                       $1 == "99%" { print us($2) }' "$work/wrk.txt")
+            dropped=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^meshauthz_decision_log_dropped_total\{reason="queue_full"\}/ { print $2 }')
+            lines=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^meshauthz_decision_log_lines_total / { print $2 }')
+            echo "$mode $c $rps $p99 ${lines:-0} ${dropped:-0}" | tee -a "$work/raw.txt" >&2
+        done
+        stop_server
+    done
+done
+
+{
+    echo "# /ext_authz with and without the decision log"
+    echo
+    echo "- command: \`Benchmarks/decision_log.sh\` (RUNS=$RUNS, WRK_SECONDS=$WRK_SECONDS, HTTP_POLICIES=$HTTP_POLICIES)"
+    echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)"
+    echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| connections | none req/s | all req/s | all / none | none p99 µs | all p99 µs | lines dropped (all, per run) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    for c in $CONNECTIONS; do
+        n=$(awk -v c="$c" '$1 == "none" && $2 == c { print $3 }' "$work/raw.txt" | median)
+        a=$(awk -v c="$c" '$1 == "all" && $2 == c { print $3 }' "$work/raw.txt" | median)
+        np=$(awk -v c="$c" '$1 == "none" && $2 == c { print $4 }' "$work/raw.txt" | median)
+        ap=$(awk -v c="$c" '$1 == "all" && $2 == c { print $4 }' "$work/raw.txt" | median)
+        d=$(awk -v c="$c" '$1 == "all" && $2 == c { printf "%s%s", sep, $6; sep = ", " }' "$work/raw.txt")
+        awk -v c="$c" -v n="$n" -v a="$a" -v np="$np" -v ap="$ap" -v d="$d" \
+            'BEGIN { printf "| %d | %.0f | %.0f | %.0f%% | %.0f | %.0f | %s |\n", c, n, a, 100 * a / n, np, ap, d }'
+    done
+} > "$results"
+cat "$results"
