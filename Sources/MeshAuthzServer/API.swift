@@ -43,12 +43,16 @@ public final class API: Sendable {
     let logger: Logger
     /// `serve --decision-log`: nil for none.
     let decisionLog: DecisionLog?
+    /// `serve --no-explain` turns `?explain=true` away: a trace shows the values of every policy that applies.
+    let explainEnabled: Bool
     /// The configured destination as the bytes the gateway path reads.
     private let defaultNamespaceBytes: ConstantBytes?
     private let defaultWorkloadBytes: ConstantBytes?
 
     public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
-                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, decisionLog: DecisionLog? = nil) {
+                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, decisionLog: DecisionLog? = nil,
+                explainEnabled: Bool = true) {
+        self.explainEnabled = explainEnabled
         self.store = store
         self.metrics = metrics
         self.reading = reading
@@ -152,6 +156,9 @@ public final class API: Sendable {
         case .success(let asked): explain = asked
         case .failure(let error): return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
         }
+        if explain && !explainEnabled {
+            return Self.error(403, code: "explain_disabled", "this server does not explain decisions (serve --no-explain)")
+        }
         var body: CheckRequestBody
         do {
             body = try CheckRequest.decodeBody(request.body)
@@ -177,6 +184,12 @@ public final class API: Sendable {
         switch body {
         case .single(let one): requests = [one]
         case .batch(let many): requests = many
+        }
+        // A trace costs a reference evaluation and a walk of every policy: bounded per request, as the batch is.
+        if explain && requests.count > Self.maxExplainedBatch {
+            return HTTPResponse.json(bytes: RequestError.invalidRequest(
+                "explain=true takes at most \(Self.maxExplainedBatch) requests per batch, not \(requests.count)",
+                field: "explain").jsonBytes, status: 400)
         }
         var prepared: [(request: CheckRequest, normalizedPath: String?)] = []
         prepared.reserveCapacity(requests.count)
@@ -212,6 +225,9 @@ public final class API: Sendable {
         case .batch: return HTTPResponse.json(bytes: CheckAnswer.jsonBytes(answers))
         }
     }
+
+    /// The largest batch `?explain=true` answers.
+    public static let maxExplainedBatch = 100
 
     /// `explain=true|false` of the query (absent: false). Any other value, or the parameter twice, is a 400:
     /// a misspelt `explain=yes` silently answering without a trace would look like a bug in the trace.

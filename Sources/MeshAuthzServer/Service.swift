@@ -26,6 +26,8 @@ public struct ServeConfiguration: Sendable {
     public var decisionLog: DecisionLogMode = .none
     /// `--decision-log-file`: where (appended; reopened on SIGUSR1); nil for standard output.
     public var decisionLogFile: String?
+    /// `?explain=true` is answered (`--no-explain` turns it off).
+    public var explain = true
     /// Lines the decision log may hold before it drops (`--decision-log-queue`).
     public var decisionLogQueueLines = 65_536
     /// The effective mode, the alias included.
@@ -131,7 +133,7 @@ public enum Service {
         reloader.initialLoad()
 
         let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, logger: logger,
-                      decisionLog: decisionLog)
+                      decisionLog: decisionLog, explainEnabled: config.explain)
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,

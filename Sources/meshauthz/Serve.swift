@@ -53,6 +53,9 @@ struct Serve: ParsableCommand {
         "Decision log lines queued in memory (at most 32 MiB) before new ones are dropped and counted.", valueName: "lines"))
     var decisionLogQueue: Int = 65_536
 
+    @Flag(name: .long, help: "Refuse POST /v1/check?explain=true (403): a trace shows the values of every policy that applies to the destination asked about.")
+    var noExplain = false
+
     @Flag(name: .long, help: "Alias of --decision-log all (kept for existing deployments).")
     var logDecisions = false
 
@@ -187,6 +190,7 @@ struct Serve: ParsableCommand {
         config.decisionLog = decisionLog
         config.decisionLogFile = decisionLogFile
         config.decisionLogQueueLines = decisionLogQueue
+        config.explain = !noExplain
         config.reloadSettle = reloadSettle
         config.limits = loadOptions.limits
         let code = Service.run(config, logger: logger)

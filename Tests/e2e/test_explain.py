@@ -142,3 +142,16 @@ def test_cli_bad_policies_exit_2(binary, tmp_path):
 def test_version(binary):
     p = run(binary, "--version")
     assert p.returncode == 0 and re.fullmatch(r"meshauthz \S+ \(swift [0-9.+]+\)\n", p.stdout), p.stdout
+
+
+def test_no_explain_refuses_traces(start_server, policies):
+    s = start_server(policies_dir=policies, args=["--no-explain"])
+    r = s.post("/v1/check?explain=true", json=CHECK_DENIED)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "explain_disabled"
+    assert s.post("/v1/check", json=CHECK_DENIED).json()["decision"] == "DENY"
+
+
+def test_explained_batches_are_bounded(mesh_server):
+    assert mesh_server.post("/v1/check?explain=true", json=[BATCH] * 100).status_code == 200
+    r = mesh_server.post("/v1/check?explain=true", json=[BATCH] * 101)
+    assert r.status_code == 400 and "at most 100" in r.json()["error"]["message"]
