@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "MicroHTTPD", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
         .testTarget(name: "MicroHTTPDTests", dependencies: ["MicroHTTPD", "CGnuTLS"]),
         // The pure core: model, loading, validation, evaluators. No I/O.
-        .target(name: "MeshAuthz", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "MeshAuthz", dependencies: [.product(name: "Yams", package: "Yams")], exclude: ["Compiled/README.md"]),
         .target(
             name: "MeshAuthzServer",
             dependencies: [
@@ -59,6 +59,8 @@ let package = Package(
         .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz"]),
         // In-process benchmark of the compiled matcher vs the reference evaluator (Benchmarks/run.sh).
         .executableTarget(name: "MeshAuthzBench", dependencies: ["MeshAuthz"], path: "Benchmarks/MeshAuthzBench"),
+        // The HTTP binding vs the C libmicrohttpd baseline (Benchmarks/baseline-c/compare.sh).
+        .executableTarget(name: "MicroHTTPDBench", dependencies: ["MicroHTTPD"], path: "Benchmarks/MicroHTTPDBench"),
         // Fuzzing (Fuzz/README.md): the checks, shared by the fuzzers and the regression tests.
         .target(name: "MeshAuthzFuzzChecks", dependencies: ["MeshAuthz"], path: "Fuzz/Checks"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshAuthzFuzzChecks"]),

@@ -4,7 +4,8 @@
 # the whole process (HTTP thread and the log's writer thread) pinned to SERVER_CPU, wrk -t1 pinned to CLIENT_CPU,
 # keep-alive, WRK_SECONDS per run; the modes interleaved (none, all, none, all, ...) RUNS times, medians kept.
 # Knobs: RUNS (3), WRK_SECONDS (5), HTTP_POLICIES (10000), CONNECTIONS ("1 32"), SERVER_CPU (0), CLIENT_CPU (1),
-# SCRATCH (.build-bench). Writes Benchmarks/out/decision-log.md.
+# SCRATCH (.build-bench). Writes Benchmarks/out/decision-log.md. (--max-resources 100000: the 10,000-policy mesh has more
+# than the default 10,000 resources with its PeerAuthentications.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -46,7 +47,7 @@ start_server() {  # MODE: sets server_pid and port
     : > "$work/serve.log"
     rm -f "$work/decisions.log"
     taskset -c "$SERVER_CPU" "$bin/meshauthz" serve --policies "$policies" --listen 127.0.0.1:0 --threads 1 \
-        --reload-interval 0 --decision-log "$1" --decision-log-file "$work/decisions.log" > "$work/serve.log" 2>&1 &
+        --reload-interval 0 --max-resources 100000 --decision-log "$1" --decision-log-file "$work/decisions.log" > "$work/serve.log" 2>&1 &
     server_pid=$!
     port=""
     for _ in $(seq 1200); do

@@ -163,7 +163,7 @@ if [ "${SKIP_HTTP:-0}" != 1 ]; then
         measure baseline
         log "HTTP: meshauthz serve ($HTTP_POLICIES policies, --threads 1) on CPU $SERVER_CPU"
         start_server meshauthz taskset -c "$SERVER_CPU" "$bin/meshauthz" serve --policies "$policies" --listen 127.0.0.1:0 \
-            --threads 1 --reload-interval 0
+            --threads 1 --reload-interval 0 --max-resources 1000000
         measure meshauthz
         {
             echo "## 2. HTTP: meshauthz vs the C libmicrohttpd baseline (wrk)"

@@ -173,8 +173,6 @@ extension API {
     }
 }
 
-typealias Bytes = UnsafeBufferPointer<UInt8>
-
 /// A decimal port, 0-65535.
 func parsePort(_ text: Bytes) -> Int? {
     guard !text.isEmpty, text.count <= 5 else { return nil }

@@ -1,5 +1,5 @@
-import CGnuTLS
-import CMicroHTTPD
+internal import CGnuTLS
+internal import CMicroHTTPD
 
 /// Per-connection state, owned by the connection's socket context (MHD_OPTION_NOTIFY_CONNECTION): from
 /// accept to close, every connection has one.

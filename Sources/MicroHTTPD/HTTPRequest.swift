@@ -1,5 +1,5 @@
-import CGnuTLS
-import CMicroHTTPD
+internal import CGnuTLS
+internal import CMicroHTTPD
 
 /// One HTTP request, as seen by the handler.
 ///

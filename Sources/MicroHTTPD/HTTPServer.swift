@@ -1,5 +1,5 @@
-import CGnuTLS
-import CMicroHTTPD
+internal import CGnuTLS
+internal import CMicroHTTPD
 
 #if canImport(Glibc)
 import Glibc

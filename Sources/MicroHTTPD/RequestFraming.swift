@@ -1,4 +1,4 @@
-import CMicroHTTPD
+internal import CMicroHTTPD
 
 /// The framing checks libmicrohttpd 0.9.75 does not make: it accepts conflicting Content-Length fields
 /// (using the first), keeps a request with both Content-Length and Transfer-Encoding, and lets a later

@@ -1,4 +1,4 @@
-import CMicroHTTPD
+internal import CMicroHTTPD
 import Synchronization
 
 /// Responses built once and queued many times. A libmicrohttpd response is reference counted and may be

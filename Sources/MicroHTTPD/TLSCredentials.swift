@@ -1,4 +1,4 @@
-import CGnuTLS
+internal import CGnuTLS
 
 #if canImport(Glibc)
 import Glibc

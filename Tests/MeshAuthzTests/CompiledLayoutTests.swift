@@ -14,7 +14,7 @@ import Testing
     @Test func labelSlotRunsShareTheInlineText() {
         var slot = LabelSlot(hash: 0, scope: -1, isInline: false, keyCount: 0, valueCount: 0, text: (0, 0, 0, 0),
                              firstGroupIndex: -1,
-                             firstGroup: GroupHot(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1),
+                             firstGroup: SelectorGroup(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1),
                              groupsStart: 0, groupsEnd: 0, gatewayBucket: -1, gateway: .empty, gatewayReason: -1)
         slot.key = ByteRun(start: 7, count: 40)
         slot.value = ByteRun(start: 47, count: 3)

@@ -1,7 +1,8 @@
 /// Byte-level forms of Istio's value matchers for the compiled matcher. Envoy compares bytes, so do these:
 /// no `String` comparison (which is Unicode-aware), no allocation.
 
-typealias Bytes = UnsafeBufferPointer<UInt8>
+/// Bytes read in place (a request's, the program's): the one name for them in every module.
+public typealias Bytes = UnsafeBufferPointer<UInt8>
 
 /// A run of bytes in the compiled set's byte arena.
 struct ByteRun: Sendable, Hashable {
@@ -197,25 +198,25 @@ enum StringPattern {
         case present
     }
 
-    /// Whether `value` matches `pattern` in `form` (`Kind` raw value); `lowered`: compare ASCII
-    /// case-insensitively, the pattern being stored lower-case (hosts).
+    /// Whether `value` matches `pattern` in `form`; `lowered`: compare ASCII case-insensitively, the
+    /// pattern being stored lower-case (hosts).
     @inline(__always)
-    static func matches(_ form: UInt32, lowered: Bool, _ pattern: Bytes, _ value: Bytes) -> Bool {
+    static func matches(_ form: Kind, lowered: Bool, _ pattern: Bytes, _ value: Bytes) -> Bool {
         switch form {
-        case 0:  // exact
+        case .exact:
             if lowered { return value.count == pattern.count && value.equalsLowered(pattern, at: 0) }
             return value.equals(pattern)
-        case 1:  // prefix
+        case .prefix:
             if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: 0) }
             return value.hasPrefix(pattern)
-        case 2:  // suffix
+        case .suffix:
             if lowered { return value.count >= pattern.count && value.equalsLowered(pattern, at: value.count - pattern.count) }
             return value.hasSuffix(pattern)
-        case 3:  // schemeSuffix
+        case .schemeSuffix:
             guard value.count >= 9 + pattern.count, hasSPIFFEScheme(value) else { return false }
             return value.hasSuffix(pattern)
-        case 4: return value.count > 0  // nonEmpty
-        default: return true  // present
+        case .nonEmpty: return value.count > 0
+        case .present: return true
         }
     }
 }
@@ -240,30 +241,33 @@ struct IPBlock: Sendable, Hashable {
 
 enum ByteMatching {
     /// `PathTemplate.matches`, over bytes: every token in turn, backtracking over the variable lengths.
-    /// `token` is the word offset of the first token in `program`, `remaining` the number of tokens.
-    static func template(_ program: Program, _ token: Int, _ remaining: Int, _ path: Bytes, _ position: Int) -> Bool {
+    /// `token` is where the first remaining token is written (`ProgramBuilder`), `remaining` their number.
+    static func template(_ token: ProgramWords, _ remaining: Int, _ path: Bytes, _ position: Int) -> Bool {
         if remaining == 0 { return position == path.count }
-        let header = program[token]
-        switch header & 0xFF {
-        case TemplateTokenKind.literal.rawValue:
+        let header = token[0]
+        guard let kind = TemplateTokenKind(rawValue: header & 0xFF) else { corrupt("template token", header & 0xFF) }
+        let allowsSlash: Bool
+        switch kind {
+        case .literal:
             let count = Int(header >> 8)
             guard path.count - position >= count else { return false }
-            if count > 0, !memcmpBytes(path.baseAddress! + position, program.bytes(token + 1, count).baseAddress!, count) {
+            if count > 0, !memcmpBytes(path.baseAddress! + position, token.bytes(1, count).baseAddress!, count) {
                 return false
             }
-            return template(program, token + 1 + (count + 3) / 4, remaining - 1, path, position + count)
-        default:
-            let allowsSlash = header & 0xFF == TemplateTokenKind.rest.rawValue
-            if allowsSlash, template(program, token + 1, remaining - 1, path, position) { return true }
-            var end = position
-            while end < path.count {
-                let byte = path[end]
-                guard PathTemplate.isPathCharacter(byte) || (allowsSlash && byte == UInt8(ascii: "/")) else { return false }
-                end += 1
-                if template(program, token + 1, remaining - 1, path, end) { return true }
-            }
-            return false
+            return template(token.advanced(by: 1 + (count + 3) / 4), remaining - 1, path, position + count)
+        case .segment: allowsSlash = false
+        case .rest: allowsSlash = true
         }
+        let next = token.advanced(by: 1)
+        if allowsSlash, template(next, remaining - 1, path, position) { return true }
+        var end = position
+        while end < path.count {
+            let byte = path[end]
+            guard PathTemplate.isPathCharacter(byte) || (allowsSlash && byte == UInt8(ascii: "/")) else { return false }
+            end += 1
+            if template(next, remaining - 1, path, end) { return true }
+        }
+        return false
     }
 
     /// Full match where each `*` of the pattern is any run of bytes (`.*`).

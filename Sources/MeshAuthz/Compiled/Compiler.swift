@@ -1,4 +1,6 @@
-/// Builds the structures of a `CompiledPolicySet` from a `PolicySet`.
+/// Builds the tables of a `CompiledPolicySet` from a `PolicySet` (`Compiler.compile`): rules into records
+/// (`ProgramBuilder`), policies into buckets by the workloads they apply to, buckets into the hash tables
+/// (Slots.swift), big buckets into candidate indices (Compiler+Index.swift).
 struct Compiler {
     let set: PolicySet
     let options: CompileOptions
@@ -10,43 +12,85 @@ struct Compiler {
     var ruleActions: [Action] = []
     var ruleReasons: [String] = []
     var pool = PoolBuilder()
-    var buckets: [BucketHot] = []
-    var indices: [IndexHot] = []
+    var buckets: [Bucket] = []
+    var indices: [CandidateIndex] = []
     var portEntries: [PortEntry] = []
-    var scopes: [ScopeHot] = []
-    var groups: [GroupHot] = []
+    var scopes: [Scope] = []
+    var groups: [SelectorGroup] = []
     var groupLabels: [LabelRuns] = []
     var namespaceTable: [NamespaceSlot] = []
     var labelTable: [LabelSlot] = []
-    var peers: [PeerHot] = []
+    var peers: [PeerEntry] = []
     var peerPorts: [PeerPort] = []
     var rootScope: Int32 = -1
     /// The hash of each scope's namespace name (`namespaceSeed`): label slots are filed under it.
     var namespaceHashes: [UInt64] = []
-    var meshModeRaw = MTLSModeCode.permissive
+    var meshMode = MTLSMode.permissive
     var meshDecidedBy: Int32 = -1
     var meshWideReason: Int32 = -1
     var maxGroupsPerSlot = 0
     var defaultDenyReasons: [String] = []
     /// Global rule indices of each policy.
     private var policyRules: [[UInt32]] = []
-    /// Policy ordinal and rule index of each global rule.
-    private var ruleOwners: [(policy: Int, index: Int)] = []
+    /// Policy ordinal and rule index (within the policy) of each rule, by global rule index.
+    var ruleOwners: [(policy: Int, index: Int)] = []
 
-    init(_ set: PolicySet, options: CompileOptions) {
+    private init(_ set: PolicySet, options: CompileOptions) {
         self.set = set
         self.options = options
     }
 
-    mutating func run() {
-        compileRules()
-        compilePeerAuthentications()
-        buildScopes()
+    static func compile(_ set: PolicySet, options: CompileOptions) -> CompiledTables {
+        var compiler = Compiler(set, options: options)
+        compiler.compileRules()
+        compiler.compilePeerAuthentications()
+        compiler.buildScopes()
+        return compiler.finish()
+    }
+
+    /// The immutable tables: the answers' objects built once, and their addresses linked into the records.
+    private func finish() -> CompiledTables {
+        let ruleDetails = zip(ruleIDs, ruleReasons).map { Decision.Details(reason: $1, rule: $0) }
+        let defaultDenyDetails = defaultDenyReasons.map { Decision.Details(reason: $0) }
+        let root = rootScope >= 0 ? scopes[Int(rootScope)] : Scope.none
+        return CompiledTables(
+            policyIDs: set.authorizationPolicies.map(\.id), ruleIDs: ruleIDs, ruleActions: ruleActions,
+            ruleCategories: ruleCategories, ruleDetails: ruleDetails,
+            peerDetails: set.peerAuthentications.map { Decision.Details(reason: DecisionReasons.strictPlaintext(decidedBy: $0.id)) },
+            strictDetailsDefault: Decision.Details(reason: DecisionReasons.strictPlaintext(decidedBy: nil)),
+            defaultDenyDetails: defaultDenyDetails,
+            defaultDenyAddresses: Frozen(defaultDenyDetails.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) }),
+            noAllowPolicyDetails: Decision.Details(reason: DecisionReasons.noAllowPolicy),
+            headerNames: program.headerNames, claimPaths: program.claimPaths,
+            program: Program(linkDetails(ruleDetails)), arena: arena.freeze(), lists: Frozen(pool.lists),
+            tries: TriePools(nodes: Frozen(pool.nodes), labels: Frozen(pool.labels)),
+            buckets: Frozen(buckets), indices: Frozen(indices), portEntries: Frozen(portEntries), scopes: Frozen(scopes),
+            groups: Frozen(groups), groupLabels: Frozen(groupLabels), namespaceTable: Frozen(namespaceTable),
+            labelTable: Frozen(labelTable), peers: Frozen(peers), peerPorts: Frozen(peerPorts),
+            rootScope: rootScope, rootNamespaceHash: rootScope >= 0 ? namespaceHashes[Int(rootScope)] : 0, rootScopeData: root,
+            anyScopeKeys: scopes.reduce(0) { $0 | $1.keyFilter },
+            meshMode: meshMode, meshDecidedBy: meshDecidedBy, meshWideReason: meshWideReason, maxGroupsPerSlot: maxGroupsPerSlot)
+    }
+
+    /// Writes into each rule record the address of its rule's `Decision.Details`, so that the answer is
+    /// found from the record just confirmed (in cache) rather than from a separate array (a miss).
+    private func linkDetails(_ details: [Decision.Details]) -> [UInt32] {
+        var words = program.words
+        for bucket in buckets {
+            var record = Int(bucket.programStart)
+            while record < Int(bucket.programEnd) {
+                let address = UInt64(UInt(bitPattern: Unmanaged.passUnretained(details[Int(words[record + RuleRecord.Word.ruleIndex])]).toOpaque()))
+                words[record + RuleRecord.Word.details] = UInt32(truncatingIfNeeded: address)
+                words[record + RuleRecord.Word.details + 1] = UInt32(truncatingIfNeeded: address >> 32)
+                record += Int(words[record + RuleRecord.Word.length])
+            }
+        }
+        return words
     }
 
     // MARK: Rules
 
-    private mutating func compileRules() {
+    mutating func compileRules() {
         for (ordinal, policy) in set.authorizationPolicies.enumerated() {
             var indices: [UInt32] = []
             let category: RuleCategory
@@ -61,7 +105,7 @@ struct Compiler {
                 }
             }
             for index in policy.rules.indices {
-                let global = UInt32(ruleIDs.count)
+                let ruleIndex = UInt32(ruleIDs.count)
                 let id = policy.ruleID(index)
                 switch category {
                 case .allow: ruleReasons.append(DecisionReasons.allow(rule: id))
@@ -73,7 +117,7 @@ struct Compiler {
                 ruleIDs.append(id)
                 ruleActions.append(policy.action)
                 ruleOwners.append((ordinal, index))
-                indices.append(global)
+                indices.append(ruleIndex)
             }
             policyRules.append(indices)
         }
@@ -85,23 +129,23 @@ struct Compiler {
 
     // MARK: PeerAuthentication
 
-    private mutating func compilePeerAuthentications() {
+    mutating func compilePeerAuthentications() {
         for peer in set.peerAuthentications {
             let start = UInt32(peerPorts.count)
             for (port, mode) in peer.portLevel.sorted(by: { $0.key < $1.key }) {
-                peerPorts.append(PeerPort(port: port, modeRaw: MTLSModeCode.code(mode)))
+                peerPorts.append(PeerPort(port: port, mode: mode))
             }
-            peers.append(PeerHot(modeRaw: MTLSModeCode.code(peer.mode), portsStart: start, portsEnd: UInt32(peerPorts.count)))
+            peers.append(PeerEntry(mode: peer.mode, portsStart: start, portsEnd: UInt32(peerPorts.count)))
         }
         if let mesh = set.peerAuthentications.firstIndex(where: { $0.id.namespace == set.options.rootNamespace && $0.isNamespaceWide }) {
-            (meshModeRaw, meshDecidedBy) = apply((meshModeRaw, meshDecidedBy), Int32(mesh))
+            (meshMode, meshDecidedBy) = apply((meshMode, meshDecidedBy), Int32(mesh))
         }
     }
 
     /// A level's mode overrides the inherited one unless it is UNSET.
-    private func apply(_ resolution: (UInt8, Int32), _ peer: Int32) -> (UInt8, Int32) {
+    private func apply(_ resolution: (MTLSMode, Int32), _ peer: Int32) -> (MTLSMode, Int32) {
         let mode = set.peerAuthentications[Int(peer)].mode
-        return mode == .unset ? resolution : (MTLSModeCode.code(mode), peer)
+        return mode == .unset ? resolution : (mode, peer)
     }
 
     // MARK: Scopes, buckets and the label table
@@ -139,7 +183,7 @@ struct Compiler {
         return Int32(defaultDenyReasons.count - 1)
     }
 
-    private mutating func buildScopes() {
+    mutating func buildScopes() {
         let root = set.options.rootNamespace
         var drafts: [String: ScopeDraft] = [:]
         for (ordinal, policy) in set.authorizationPolicies.enumerated() {
@@ -180,11 +224,11 @@ struct Compiler {
             if namespace == root { rootScope = scopeID }
             namespaceSlots.append((namespace, scopeID))
             namespaceHashes.append(Array(namespace.utf8).withUnsafeBufferPointer { hashBytes($0, seed: namespaceSeed) })
-            var resolution = (meshModeRaw, meshDecidedBy)
+            var resolution = (meshMode, meshDecidedBy)
             if draft.namespacePeerAuth >= 0 { resolution = apply(resolution, draft.namespacePeerAuth) }
             let wideAllow = (namespace == root ? [] : rootWideAllow) + enforcedAllow(draft.wide)
             let wide = makeBucket(draft.wide)
-            scopes.append(ScopeHot(wideBucket: wide, wide: wide >= 0 ? buckets[Int(wide)] : .empty, modeRaw: resolution.0,
+            scopes.append(Scope(wideBucket: wide, wide: wide >= 0 ? buckets[Int(wide)] : .empty, mode: resolution.0,
                                    decidedBy: resolution.1, wideReason: reason(wideAllow), keyFilter: 0))
             for (name, policies) in draft.gateways.sorted(by: { $0.key < $1.key }) {
                 let key = SlotKey(scope: scopeID, key: gatewayNameLabel, value: name)
@@ -203,7 +247,7 @@ struct Compiler {
                 }
                 let groupAllow = enforcedAllow(content.policies)
                 let bucket = makeBucket(content.policies)
-                groups.append(GroupHot(bucket: bucket, body: bucket >= 0 ? buckets[Int(bucket)] : .empty, peerAuth: content.peerAuth,
+                groups.append(SelectorGroup(bucket: bucket, body: bucket >= 0 ? buckets[Int(bucket)] : .empty, peerAuth: content.peerAuth,
                                        othersStart: othersStart, othersEnd: UInt32(groupLabels.count),
                                        reason: groupAllow.isEmpty ? -1 : reason(wideAllow + groupAllow)))
                 slots[SlotKey(scope: scopeID, key: filedUnder.key, value: filedUnder.value), default: ([], -1, -1)]
@@ -233,9 +277,8 @@ struct Compiler {
     private mutating func buildLabelTable(_ slots: [SlotKey: (groups: [UInt32], gateway: Int32, gatewayReason: Int32)]) {
         var capacity = 8
         while capacity < slots.count * 2 { capacity <<= 1 }
-        let emptyGroup = GroupHot(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1)
         let empty = LabelSlot(hash: 0, scope: -1, isInline: false, keyCount: 0, valueCount: 0, text: (0, 0, 0, 0),
-                              firstGroupIndex: -1, firstGroup: emptyGroup, groupsStart: 0,
+                              firstGroupIndex: -1, firstGroup: .empty, groupsStart: 0,
                               groupsEnd: 0, gatewayBucket: -1, gateway: .empty, gatewayReason: -1)
         labelTable = Array(repeating: empty, count: capacity)
         for (key, content) in slots.sorted(by: { ($0.key.scope, $0.key.key, $0.key.value) < ($1.key.scope, $1.key.key, $1.key.value) }) {
@@ -278,14 +321,14 @@ struct Compiler {
         let sorted = policies.sorted()
         // The bucket's rule records, one after the other (a policy in two gateway buckets gets two copies).
         let programStart = UInt32(program.words.count)
-        var records: [(global: UInt32, offset: UInt32)] = []
+        var records: [(ruleIndex: UInt32, offset: UInt32)] = []
         for ordinal in sorted {
             let policy = set.authorizationPolicies[Int(ordinal)]
-            for global in policyRules[Int(ordinal)] {
-                let rule = policy.rules[ruleOwners[Int(global)].index]
-                let offset = program.emit(rule, policyNamespace: policy.id.namespace, category: ruleCategories[Int(global)],
-                                          rank: ruleRanks[Int(global)], global: global)
-                records.append((global, offset))
+            for ruleIndex in policyRules[Int(ordinal)] {
+                let rule = policy.rules[ruleOwners[Int(ruleIndex)].index]
+                let offset = program.emit(rule, policyNamespace: policy.id.namespace, category: ruleCategories[Int(ruleIndex)],
+                                          rank: ruleRanks[Int(ruleIndex)], ruleIndex: ruleIndex)
+                records.append((ruleIndex, offset))
             }
         }
         let programEnd = UInt32(program.words.count)
@@ -295,162 +338,8 @@ struct Compiler {
             indices.append(makeIndex(records))
             index = Int32(indices.count - 1)
         }
-        buckets.append(BucketHot(programStart: programStart, programEnd: programEnd, allowStart: allowStart, allowEnd: allowEnd,
+        buckets.append(Bucket(programStart: programStart, programEnd: programEnd, allowStart: allowStart, allowEnd: allowEnd,
                                  index: index))
         return Int32(buckets.count - 1)
-    }
-
-    // MARK: Candidate index of a bucket
-
-    private enum Dimension: Int, Hashable {
-        case principal, path, host, method, port
-    }
-
-    private enum Key: Hashable {
-        case exact([UInt8])
-        case prefix([UInt8])
-        /// Not reversed yet.
-        case suffix([UInt8])
-        case present
-        case port(Int)
-    }
-
-    private struct Option {
-        var dimension: Dimension
-        var keys: [Key]
-    }
-
-    /// The fields on which `rule` can be filed: it can only match when the request's attribute matches one
-    /// of the keys (a superset: candidates are confirmed afterwards).
-    private func options(_ rule: Rule) -> [Option] {
-        var result: [Option] = []
-        if !rule.from.isEmpty && rule.from.allSatisfy({ !$0.principals.isEmpty }) {
-            result.append(Option(dimension: .principal, keys: rule.from.flatMap(\.principals).map(principalKey)))
-        }
-        for condition in rule.when where condition.key == .sourcePrincipal && !condition.values.isEmpty {
-            result.append(Option(dimension: .principal, keys: condition.values.map(principalKey)))
-        }
-        if !rule.to.isEmpty {
-            if rule.to.allSatisfy({ !$0.paths.isEmpty }) {
-                result.append(Option(dimension: .path, keys: rule.to.flatMap(\.paths).map(pathKey)))
-            }
-            if rule.to.allSatisfy({ !$0.hosts.isEmpty }) {
-                result.append(Option(dimension: .host, keys: rule.to.flatMap(\.hosts).map { stringKey($0, lowered: true) }))
-            }
-            if rule.to.allSatisfy({ !$0.methods.isEmpty }) {
-                result.append(Option(dimension: .method, keys: rule.to.flatMap(\.methods).map { stringKey($0, lowered: false) }))
-            }
-            if rule.to.allSatisfy({ !$0.ports.isEmpty }) {
-                result.append(Option(dimension: .port, keys: rule.to.flatMap(\.ports).map(Key.port)))
-            }
-        }
-        return result.map { Option(dimension: $0.dimension, keys: Array(Set($0.keys))) }
-    }
-
-    private func principalKey(_ value: String) -> Key {
-        let bytes = Array(value.utf8)
-        if bytes == [UInt8(ascii: "*")] { return .present }
-        if bytes.first == UInt8(ascii: "*") { return .suffix(Array(bytes.dropFirst())) }
-        if bytes.last == UInt8(ascii: "*") { return .prefix(spiffeScheme + bytes.dropLast()) }
-        return .exact(spiffeScheme + bytes)
-    }
-
-    private func pathKey(_ value: String) -> Key {
-        guard PathTemplate.isTemplate(value) else { return stringKey(value, lowered: false) }
-        // A template starting with a literal can only match paths starting with it.
-        if case .literal(let bytes)? = PathTemplate(value).tokens.first { return .prefix(bytes) }
-        return .prefix([])
-    }
-
-    private func stringKey(_ value: String, lowered: Bool) -> Key {
-        var bytes = Array(value.utf8)
-        if lowered { bytes = bytes.map(asciiLower) }
-        if bytes == [UInt8(ascii: "*")] { return .present }
-        if bytes.first == UInt8(ascii: "*") { return .suffix(Array(bytes.dropFirst())) }
-        if bytes.last == UInt8(ascii: "*") { return .prefix(Array(bytes.dropLast())) }
-        return .exact(bytes)
-    }
-
-    private struct StringIndexBuilder {
-        var forward = TrieBuilder()
-        var backward = TrieBuilder()
-        var present: [UInt32] = []
-
-        mutating func add(_ key: Key, _ rule: UInt32) {
-            switch key {
-            case .exact(let bytes): forward.insert(bytes, prefix: false, id: rule)
-            case .prefix(let bytes): forward.insert(bytes, prefix: true, id: rule)
-            case .suffix(let bytes): backward.insert(bytes.reversed(), prefix: true, id: rule)
-            case .present: present.append(rule)
-            case .port: break
-            }
-        }
-
-        func freeze(into pool: inout PoolBuilder) -> StringIndexHot {
-            let (presentStart, presentEnd) = pool.list(Array(Set(present)).sorted())
-            return StringIndexHot(forward: forward.freeze(into: &pool), backward: backward.freeze(into: &pool),
-                                  presentStart: presentStart, presentEnd: presentEnd)
-        }
-    }
-
-    /// Candidate lists hold record offsets.
-    private mutating func makeIndex(_ records: [(global: UInt32, offset: UInt32)]) -> IndexHot {
-        let ruleOptions = records.map { record -> [Option] in
-            let (policy, index) = ruleOwners[Int(record.global)]
-            return options(set.authorizationPolicies[policy].rules[index])
-        }
-        // How many rules share each key: the expected number of candidates it brings.
-        var frequency: [Dimension: [Key: Int]] = [:]
-        for optionsOfRule in ruleOptions {
-            for option in optionsOfRule {
-                for key in option.keys { frequency[option.dimension, default: [:]][key, default: 0] += 1 }
-            }
-        }
-        let everything = records.count
-        func cost(_ option: Option) -> Int {
-            option.keys.reduce(0) { total, key in
-                switch key {
-                case .present: return total + everything
-                case .prefix(let bytes) where bytes.count <= 1: return total + everything
-                case .suffix, .prefix: return total + frequency[option.dimension]![key]! + 1
-                case .exact, .port: return total + frequency[option.dimension]![key]!
-                }
-            }
-        }
-        var always: [UInt32] = []
-        var strings: [Dimension: StringIndexBuilder] = [:]
-        var ports: [Int: [UInt32]] = [:]
-        for (position, record) in records.enumerated() {
-            let global = record.offset
-            var best: Option? = nil
-            var bestCost = Int.max
-            for option in ruleOptions[position] {
-                let c = cost(option)
-                if c < bestCost { best = option; bestCost = c }
-            }
-            guard let best, bestCost < everything || options.indexThreshold == 0 else {
-                always.append(global)
-                continue
-            }
-            for key in best.keys {
-                if case .port(let port) = key {
-                    ports[port, default: []].append(global)
-                } else {
-                    strings[best.dimension, default: StringIndexBuilder()].add(key, global)
-                }
-            }
-        }
-        func freeze(_ dimension: Dimension) -> StringIndexHot {
-            strings[dimension]?.freeze(into: &pool) ?? .unused
-        }
-        let (alwaysStart, alwaysEnd) = pool.list(always)
-        let principal = freeze(.principal), path = freeze(.path), host = freeze(.host), method = freeze(.method)
-        let portsStart = UInt32(portEntries.count)
-        for (port, list) in ports.sorted(by: { $0.key < $1.key }) {
-            let (start, end) = pool.list(Array(Set(list)).sorted())
-            portEntries.append(PortEntry(port: port, start: start, end: end))
-        }
-        return IndexHot(alwaysStart: alwaysStart, alwaysEnd: alwaysEnd, principal: principal, path: path, host: host,
-                        method: method, portsStart: portsStart, portsEnd: UInt32(portEntries.count))
     }
 }

@@ -9,7 +9,7 @@
 /// than 56), instead of a run in the arena read only after the slot arrived.
 struct NamespaceSlot: Sendable {
     /// A copy of `scopes[scope]`.
-    var data: ScopeHot
+    var data: Scope
     var hash: UInt64
     var scope: Int32
     var isInline: Bool
@@ -23,7 +23,7 @@ struct NamespaceSlot: Sendable {
     static let empty = NamespaceSlot(data: .none, hash: 0, scope: -1, isInline: false, nameCount: 0,
                                      inlineName: (0, 0, 0, 0, 0, 0, 0), name: .empty)
 
-    init(data: ScopeHot, hash: UInt64, scope: Int32, isInline: Bool, nameCount: UInt8,
+    init(data: Scope, hash: UInt64, scope: Int32, isInline: Bool, nameCount: UInt8,
          inlineName: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), name: ByteRun) {
         self.data = data
         self.hash = hash
@@ -35,7 +35,7 @@ struct NamespaceSlot: Sendable {
     }
 
     /// A filled slot; the name goes inline when it fits, else into `arena`.
-    init(name bytes: [UInt8], hash: UInt64, scope: Int32, data: ScopeHot, arena: inout ByteArenaBuilder) {
+    init(name bytes: [UInt8], hash: UInt64, scope: Int32, data: Scope, arena: inout ByteArenaBuilder) {
         self = .empty
         self.data = data
         self.hash = hash
@@ -64,12 +64,12 @@ struct LabelSlot: Sendable {
     var text: (UInt64, UInt64, UInt64, UInt64)
     /// The first selector group filed under this label (`groups[firstGroupIndex]`, copied), then any others.
     var firstGroupIndex: Int32
-    var firstGroup: GroupHot
+    var firstGroup: SelectorGroup
     var groupsStart: UInt32
     var groupsEnd: UInt32
     var gatewayBucket: Int32
     /// A copy of `buckets[gatewayBucket]`.
-    var gateway: BucketHot
+    var gateway: Bucket
     /// The default-deny text when the gateway's and the wide buckets' ALLOW policies are all that apply.
     var gatewayReason: Int32
 
@@ -94,7 +94,7 @@ func labelSlotHash(_ labelHash: UInt64, namespaceHash: UInt64) -> UInt64 {
     combineHash(labelHash, namespaceHash)
 }
 
-extension CompiledPolicySet {
+extension CompiledTables {
     /// The slot of `namespace` (whose name hashes to `hash`), -1 for none.
     @inline(__always)
     func findScope(_ namespace: Bytes, hash: UInt64) -> Int {
@@ -151,4 +151,106 @@ extension CompiledPolicySet {
             i = (i + 1) & mask
         }
     }
+}
+
+// MARK: What the slots point to (plain values in `Frozen` arrays)
+
+let namespaceSeed: UInt64 = 0x6E61_6D65_7370_6163
+let labelKeySeed: UInt64 = 0x6C61_6265_6C6B_6579
+let labelValueSeed: UInt64 = 0x6C61_6265_6C76_616C
+
+/// Policies that apply to exactly the same workloads, and their rule records.
+struct Bucket: Sendable {
+    static let empty = Bucket(programStart: 0, programEnd: 0, allowStart: 0, allowEnd: 0, index: -1)
+
+    /// `program[programStart ..< programEnd]`: the records of the bucket's rules, in evaluation order.
+    var programStart: UInt32
+    var programEnd: UInt32
+    /// `lists[allowStart ..< allowEnd]`: enforced ALLOW policies (ordinals, ascending).
+    var allowStart: UInt32
+    var allowEnd: UInt32
+    /// `indices[index]`, or -1 when the bucket is scanned rule by rule.
+    var index: Int32
+}
+
+/// The candidate index of a bucket with many rules: each rule is filed under one dimension.
+struct CandidateIndex: Sendable {
+    /// Rules with no indexable field: always candidates.
+    var alwaysStart: UInt32
+    var alwaysEnd: UInt32
+    var principal: StringIndex
+    var path: StringIndex
+    var host: StringIndex
+    var method: StringIndex
+    /// `portEntries[portsStart ..< portsEnd]`, sorted by port.
+    var portsStart: UInt32
+    var portsEnd: UInt32
+}
+
+/// Candidate rules by one string attribute.
+struct StringIndex: Sendable {
+    /// Trie roots (-1: none): exact and prefix keys; suffix keys reversed.
+    var forward: Int32
+    var backward: Int32
+    /// Rules asking only that the attribute be present (`*`).
+    var presentStart: UInt32
+    var presentEnd: UInt32
+    var isUsed: Bool { forward >= 0 || backward >= 0 || presentStart < presentEnd }
+    static let unused = StringIndex(forward: -1, backward: -1, presentStart: 0, presentEnd: 0)
+}
+
+struct PortEntry: Sendable {
+    var port: Int
+    var start: UInt32
+    var end: UInt32
+}
+
+/// A namespace: its wide bucket and the mTLS mode its levels above the workload resolve to.
+struct Scope: Sendable {
+    /// Namespace-wide policies (mesh-wide in the root namespace), -1 for none; `wide` is a copy of it (one
+    /// load fewer on the decision path).
+    var wideBucket: Int32
+    var wide: Bucket
+    /// Mesh level then this namespace's level.
+    var mode: MTLSMode
+    var decidedBy: Int32
+    /// The default-deny text when only the wide buckets have ALLOW policies.
+    var wideReason: Int32
+    /// Bit `keyHash >> 58` is set for each label key the scope's selector groups are filed under (and the
+    /// gateway label when it has targetRefs policies).
+    var keyFilter: UInt64
+
+    static let none = Scope(wideBucket: -1, wide: .empty, mode: .permissive, decidedBy: -1, wideReason: -1, keyFilter: 0)
+}
+
+/// Policies of one namespace with one selector, and the first PeerAuthentication with that selector.
+struct SelectorGroup: Sendable {
+    static let empty = SelectorGroup(bucket: -1, body: .empty, peerAuth: -1, othersStart: 0, othersEnd: 0, reason: -1)
+
+    var bucket: Int32
+    /// A copy of `buckets[bucket]`.
+    var body: Bucket
+    var peerAuth: Int32
+    /// `groupLabels[othersStart ..< othersEnd]`: the selector's labels other than the one it is filed under.
+    var othersStart: UInt32
+    var othersEnd: UInt32
+    /// The default-deny text when this group and the wide buckets are the ALLOW policies that apply.
+    var reason: Int32
+}
+
+struct LabelRuns: Sendable {
+    var key: ByteRun
+    var value: ByteRun
+}
+
+/// A workload-level PeerAuthentication: its mode and `peerPorts[portsStart ..< portsEnd]`.
+struct PeerEntry: Sendable {
+    var mode: MTLSMode
+    var portsStart: UInt32
+    var portsEnd: UInt32
+}
+
+struct PeerPort: Sendable {
+    var port: Int
+    var mode: MTLSMode
 }

@@ -205,73 +205,25 @@ extension JSONParser {
             if depth > maxDepth { throw error("nesting is deeper than \(maxDepth) levels", at: index) }
         }
 
+        /// An object, through the same pull interface the request decoders use (one reading of the syntax).
         mutating func parseObject() throws(JSONParseError) -> JSONValue {
-            try enter()
-            index += 1  // {
+            try enterContainer()
             var members: [String: JSONValue] = [:]
-            skipWhitespace()
-            if index < count && base[index] == closeBrace {
-                index += 1
-                depth -= 1
-                return .object(members)
-            }
-            while true {
-                guard index < count else { throw error("unexpected end of input in an object", at: index) }
-                guard base[index] == quote else {
-                    throw error("unexpected \(describe(base[index])), expected a string key", at: index)
-                }
-                let keyOffset = index
-                let key = try parseString()
-                skipWhitespace()
-                guard index < count, base[index] == colon else {
-                    throw error(index < count ? "unexpected \(describe(base[index])), expected ':'"
-                                              : "unexpected end of input, expected ':'", at: index)
-                }
-                index += 1
-                skipWhitespace()
+            var first = true
+            while try nextMember(first: &first) {
+                let key = try readKey()
                 let value = try parseValue()
-                if members.updateValue(value, forKey: key) != nil {
-                    throw error("duplicate key \"\(key)\"", at: keyOffset)
-                }
-                skipWhitespace()
-                guard index < count else { throw error("unexpected end of input in an object", at: index) }
-                let byte = base[index]
-                index += 1
-                if byte == comma {
-                    skipWhitespace()
-                    continue
-                }
-                if byte == closeBrace { break }
-                throw error("unexpected \(describe(byte)), expected ',' or '}'", at: index - 1)
+                let name = key.string(base)
+                if members.updateValue(value, forKey: name) != nil { throw duplicateKey(name, at: key.offset) }
             }
-            depth -= 1
             return .object(members)
         }
 
         mutating func parseArray() throws(JSONParseError) -> JSONValue {
-            try enter()
-            index += 1  // [
+            try enterContainer()
             var elements: [JSONValue] = []
-            skipWhitespace()
-            if index < count && base[index] == closeBracket {
-                index += 1
-                depth -= 1
-                return .array(elements)
-            }
-            while true {
-                elements.append(try parseValue())
-                skipWhitespace()
-                guard index < count else { throw error("unexpected end of input in an array", at: index) }
-                let byte = base[index]
-                index += 1
-                if byte == comma {
-                    skipWhitespace()
-                    continue
-                }
-                if byte == closeBracket { break }
-                throw error("unexpected \(describe(byte)), expected ',' or ']'", at: index - 1)
-            }
-            depth -= 1
+            var first = true
+            while try nextElement(first: &first) { elements.append(try parseValue()) }
             return .array(elements)
         }
 
@@ -486,7 +438,7 @@ extension JSONParser {
             }
             return offset + length
         }
-            // MARK: Pull interface (for decoders reading a known shape without building `JSONValue`s)
+        // MARK: Pull interface (for decoders reading a known shape without building `JSONValue`s)
 
         /// A member key: its bytes in the input when it has no escapes, else the decoded string.
         struct Key {
@@ -530,7 +482,7 @@ extension JSONParser {
         }
 
         /// Moves to the next key of an object entered with `enterContainer` (true, at the key's quote) or past
-        /// its closing brace (false). Errors read exactly as `parseObject`'s.
+        /// its closing brace (false).
         mutating func nextMember(first: inout Bool) throws(JSONParseError) -> Bool {
             if first {
                 first = false
@@ -580,7 +532,7 @@ extension JSONParser {
         }
 
         /// Moves to the next element of an array entered with `enterContainer` (true) or past its closing
-        /// bracket (false). Errors read exactly as `parseArray`'s.
+        /// bracket (false).
         mutating func nextElement(first: inout Bool) throws(JSONParseError) -> Bool {
             if first {
                 first = false

@@ -1,4 +1,4 @@
-import CYaml
+internal import CYaml
 
 /// Bounds what YAML aliases expand to, before Yams composes the file.
 ///

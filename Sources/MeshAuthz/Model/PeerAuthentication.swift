@@ -23,7 +23,7 @@ public struct PeerAuthentication: Sendable, Hashable {
     public var isNamespaceWide: Bool { selector?.isEmpty ?? true }
 }
 
-public enum MTLSMode: String, Sendable, Hashable, CaseIterable {
+public enum MTLSMode: String, Sendable, Hashable, CaseIterable, BitwiseCopyable {
     case unset = "UNSET"
     case disable = "DISABLE"
     case permissive = "PERMISSIVE"

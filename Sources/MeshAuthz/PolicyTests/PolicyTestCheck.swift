@@ -141,7 +141,10 @@ public struct PolicyTestCheck: Sendable {
         // The request is read by /v1/check's own decoder, so a test means what the endpoint would mean.
         let request: CheckRequest
         do {
-            request = try CheckRequest.decode(.object(requestMembers))
+            guard case .single(let one) = try CheckRequest.decodeBody(JSONValue.object(requestMembers).jsonBytes) else {
+                preconditionFailure("an object decodes to a single request")
+            }
+            request = one
         } catch {
             r.fail(.invalidValue, node, error.field.map { "\(path).\($0)" } ?? path, error.message)
             return nil

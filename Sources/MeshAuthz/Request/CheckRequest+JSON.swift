@@ -43,14 +43,7 @@ extension CheckRequest {
     ///
     /// The body is read in one pass straight into `CheckRequest`s (only `claims` become `JSONValue`s), with
     /// the same strictness as `JSONParser` (a body that parser refuses is `invalid_json`, whatever else is
-    /// wrong with it) and the shape rules of `decode(_:)`.
-    public static func decodeBody(_ bytes: [UInt8]) throws(RequestError) -> CheckRequestBody {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(RequestError) -> CheckRequestBody in
-            try RequestBodyDecoder.decode(buffer)
-        }
-    }
-
-    /// Decodes one request object of the `/v1/check` shape:
+    /// wrong with it). Each request object has this shape:
     ///
     ///     {"source": {"principal": str, "namespace": str, "ip": str, "remoteIp": str,
     ///                 "requestPrincipal": str, "mtls": bool},
@@ -73,15 +66,10 @@ extension CheckRequest {
     ///   have no meaningful order), so a body always gets the same error.
     ///
     /// A value nested deeper than `JSONParser.defaultMaxDepth` is refused as `invalid_json`, as a body would be.
-    public static func decode(_ value: JSONValue) throws(RequestError) -> CheckRequest {
-        guard case .object = value else {
-            throw RequestError.invalidRequest("a request must be a JSON object, not \(value.kindName)", field: nil)
+    public static func decodeBody(_ bytes: [UInt8]) throws(RequestError) -> CheckRequestBody {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(RequestError) -> CheckRequestBody in
+            try RequestBodyDecoder.decode(buffer)
         }
-        // One implementation of the rules: the value is written out and read back by the body decoder.
-        guard case .single(let request) = try decodeBody(value.jsonBytes) else {
-            preconditionFailure("an object decodes to a single request")
-        }
-        return request
     }
 
     // MARK: Field readers (shared by every field of the same type)

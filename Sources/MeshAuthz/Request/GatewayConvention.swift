@@ -37,8 +37,6 @@ public enum GatewayConvention: String, CaseIterable, Sendable {
 /// The headers `/ext_authz` reads itself, found in one pass over the request's headers (bytes borrowed
 /// from the HTTP layer). An empty value counts as absent (nginx removes a header by setting it to "").
 public struct GatewayHeaders {
-    public typealias Bytes = UnsafeBufferPointer<UInt8>
-
     public var host: Bytes?
     public var xfcc: Bytes?
     public var namespace: Bytes?
@@ -187,8 +185,6 @@ public struct GatewayHeaders {
 /// The original request and what the gateway says about it, each from the one place its convention
 /// names (`GatewayHeaders.resolve`). The target is raw: the caller normalizes it.
 public struct ForwardedRequest {
-    public typealias Bytes = UnsafeBufferPointer<UInt8>
-
     public var convention: GatewayConvention
     public var method: Bytes
     public var target: Bytes

@@ -3,8 +3,6 @@
 /// dictionary; `checkRequest` turns it into the `CheckRequest` the reference evaluator reads, with the
 /// same meaning (a test holds the two paths to the same answers).
 public struct GatewayRequest {
-    public typealias Bytes = UnsafeBufferPointer<UInt8>
-
     public var method: Bytes
     /// The normalized origin-form target (`PathNormalization.base`), query kept, fragment dropped.
     public var target: Bytes
@@ -74,8 +72,6 @@ public struct HeaderField {
 /// --default-workload`): items separated by commas, spaces and tabs around keys and values ignored, empty
 /// items skipped, a repeated key keeping its last value.
 public enum WorkloadLabels {
-    public typealias Bytes = UnsafeBufferPointer<UInt8>
-
     /// Calls `body` for each `key=value` item in order (a repeated key is visited each time; the last
     /// wins); false, after visiting the items before it, at the first item with no `=` or an empty key.
     @inline(__always)
