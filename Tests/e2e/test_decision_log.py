@@ -1,5 +1,6 @@
 """Decision logs (`serve --decision-log`), the /ext_authz shadow headers and the operator metrics, through the
 real server: JSON lines to a file, what is never written, rotation on SIGUSR1, drops counted under a burst."""
+import datetime
 import json
 import os
 import re
@@ -75,6 +76,9 @@ def test_all_decisions_as_json_lines(logged):
     ext, check = lines(path)
     assert list(ext) == KEYS and list(check) == KEYS
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", ext["time"])
+    # the date is computed without gmtime: it must be the real one (within a day, whatever the load)
+    stamp = datetime.datetime.strptime(ext["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    assert abs((stamp - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 86400
     assert ext["requestId"] == "req-42" and re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{16}", check["requestId"])
     assert {k: ext[k] for k in KEYS[2:-1]} == {
         "endpoint": "/ext_authz", "decision": "ALLOW", "stage": "allow-policy", "policy": "default/api-policy",
