@@ -205,7 +205,10 @@ func extAuthz(_ request: CheckRequest) -> (method: String, path: String, headers
     let labels = request.destination.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     var headers = [
         ("x-forwarded-client-cert", "By=spiffe://cluster.local/ns/\(request.destination.namespace!)/sa/server;URI=\(request.source.principal!)"),
-        ("x-authz-namespace", request.destination.namespace!), ("x-authz-workload", labels), ("host", request.request.host!),
+        ("x-authz-namespace", request.destination.namespace!), ("x-authz-workload", labels),
+        // "Host", capitalized: wrk.format adds its own `Host` unless the table has that very key, and two Host
+        // headers are refused as ambiguous framing (every request would measure a refusal).
+        ("Host", request.request.host!),
     ]
     if let tenant = request.request.headers["x-tenant"] { headers.append(("x-tenant", tenant)) }
     return (request.request.method!, "/ext_authz" + request.request.path!, headers)

@@ -44,19 +44,24 @@ public final class API: Sendable {
     public let reading: RequestReading
     public let trust: ForwardedTrust
     let logger: Logger
-    let logDecisions: Bool
+    /// `serve --decision-log`: nil for none.
+    let decisionLog: DecisionLog?
+    /// `serve --no-explain` turns `?explain=true` away: a trace shows the values of every policy that applies.
+    let explainEnabled: Bool
     /// The configured destination as the bytes the gateway path reads.
     private let defaultNamespaceBytes: ConstantBytes?
     private let defaultWorkloadBytes: ConstantBytes?
 
     public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
-                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, logDecisions: Bool = false) {
+                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, decisionLog: DecisionLog? = nil,
+                explainEnabled: Bool = true) {
+        self.explainEnabled = explainEnabled
         self.store = store
         self.metrics = metrics
         self.reading = reading
         self.trust = trust
         self.logger = logger
-        self.logDecisions = logDecisions
+        self.decisionLog = decisionLog?.mode == DecisionLogMode.none ? nil : decisionLog
         defaultNamespaceBytes = reading.namespace.map(ConstantBytes.init)
         // Sorted so that the text (and a decision's explanation) does not depend on dictionary order.
         defaultWorkloadBytes = reading.labels.map { labels in
@@ -69,37 +74,40 @@ public final class API: Sendable {
 
     /// The server's handler.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let (endpoint, response) = route(request)
-        metrics.recordHTTP(endpoint, status: response.status)
+        let started = monotonicNanoseconds()
+        let (endpoint, response) = route(request, started: started)
+        metrics.recordHTTP(endpoint, status: response.status, nanoseconds: monotonicNanoseconds() &- started)
         return response
     }
 
     /// The handler of the plaintext probe listener (`serve --health-listen`): `/healthz`, `/readyz` and
     /// `/metrics` only, so that probes and scrapers need no client certificate while decisions do.
     public func handleProbe(_ request: HTTPRequest) -> HTTPResponse {
+        let started = monotonicNanoseconds()
         let (endpoint, response): (Metrics.Endpoint, HTTPResponse)
         switch request.rawPath {
         case "/healthz", "/readyz", "/metrics":
-            (endpoint, response) = route(request)
+            (endpoint, response) = route(request, started: started)
         default:
             (endpoint, response) = (.notFound, Self.error(404, code: "not_found",
                                                           "this listener serves /healthz, /readyz and /metrics only"))
         }
-        metrics.recordHTTP(endpoint, status: response.status)
+        metrics.recordHTTP(endpoint, status: response.status, nanoseconds: monotonicNanoseconds() &- started)
         return response
     }
 
-    func route(_ request: HTTPRequest) -> (Metrics.Endpoint, HTTPResponse) {
+    /// `started`: when the handler was called (the decision log's `latencyMicros` counts from there).
+    func route(_ request: HTTPRequest, started: UInt64) -> (Metrics.Endpoint, HTTPResponse) {
         // The gateway entry point first, read off the raw target's bytes (this runs on every decision).
         switch Self.extAuthzTarget(request.rawTarget) {
-        case .bare: return (.extAuthz, extAuthz(request, forwardedPathAt: nil))
-        case .forwarded(let offset): return (.extAuthz, extAuthz(request, forwardedPathAt: offset))
+        case .bare: return (.extAuthz, extAuthz(request, forwardedPathAt: nil, started: started))
+        case .forwarded(let offset): return (.extAuthz, extAuthz(request, forwardedPathAt: offset, started: started))
         case .other: break
         }
         let path = request.rawPath
         switch path {
         case "/v1/check":
-            return (.check, check(request))
+            return (.check, check(request, started: started))
         case "/healthz":
             return (.healthz, onlyGET(request) ?? Self.json(Self.healthBody))
         case "/readyz":
@@ -141,10 +149,18 @@ public final class API: Sendable {
 
     // MARK: /v1/check
 
-    func check(_ request: HTTPRequest) -> HTTPResponse {
+    func check(_ request: HTTPRequest, started: UInt64) -> HTTPResponse {
         guard request.method == "POST" else {
             return Self.error(405, code: "method_not_allowed", "/v1/check accepts POST only, not \(request.method)",
                               headers: [("Allow", "POST")])
+        }
+        let explain: Bool
+        switch Self.explainParameter(request.rawQuery) {
+        case .success(let asked): explain = asked
+        case .failure(let error): return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
+        }
+        if explain && !explainEnabled {
+            return Self.error(403, code: "explain_disabled", "this server does not explain decisions (serve --no-explain)")
         }
         var body: CheckRequestBody
         do {
@@ -172,6 +188,12 @@ public final class API: Sendable {
         case .single(let one): requests = [one]
         case .batch(let many): requests = many
         }
+        // A trace costs a reference evaluation and a walk of every policy: bounded per request, as the batch is.
+        if explain && requests.count > Self.maxExplainedBatch {
+            return HTTPResponse.json(bytes: RequestError.invalidRequest(
+                "explain=true takes at most \(Self.maxExplainedBatch) requests per batch, not \(requests.count)",
+                field: "explain").jsonBytes, status: 400)
+        }
         var prepared: [(request: CheckRequest, normalizedPath: String?)] = []
         prepared.reserveCapacity(requests.count)
         do {
@@ -188,11 +210,18 @@ public final class API: Sendable {
                 // Only "nothing applies" decisions can come from a destination nothing applies to.
                 let warnings = decision.stage == .noAllowPolicy
                     ? state.loaded?.policySet.destinationWarnings(one.request.destination) ?? [] : []
-                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings)
+                // The trace comes from the reference evaluator, under the same set; the decision served stays
+                // the engine's. Computed only when asked: it is far slower than a decision.
+                let explanation = explain ? state.loaded.map { ReferenceEvaluator($0.policySet).explain(one.request) } : nil
+                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings,
+                                   explanation: explanation)
             }
         }
-        if logDecisions {
-            for (one, answer) in zip(prepared, answers) { logDecision(answer.decision, one.request, via: "/v1/check") }
+        if let decisionLog {
+            let requestID = request.header("x-request-id")
+            for (one, answer) in zip(prepared, answers) where decisionLog.wants(allowed: answer.decision.allowed) {
+                log(answer.decision, one.request, requestID: requestID, started: started, to: decisionLog)
+            }
         }
         switch body {
         case .single: return HTTPResponse.json(bytes: answers[0].jsonBytes)
@@ -200,31 +229,72 @@ public final class API: Sendable {
         }
     }
 
+    /// The largest batch `?explain=true` answers.
+    public static let maxExplainedBatch = 100
+
+    /// `explain=true|false` of the query (absent: false). Any other value, or the parameter twice, is a 400:
+    /// a misspelt `explain=yes` silently answering without a trace would look like a bug in the trace.
+    static func explainParameter(_ query: Substring?) -> Result<Bool, RequestError> {
+        guard let query else { return .success(false) }
+        var found: Bool?
+        for item in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == "explain" else { continue }
+            let value = parts.count == 2 ? parts[1] : ""
+            guard found == nil else {
+                return .failure(RequestError.invalidRequest("explain is given more than once", field: "explain"))
+            }
+            switch value {
+            case "true": found = true
+            case "false": found = false
+            default:
+                return .failure(RequestError.invalidRequest("explain must be true or false, not \"\(value)\"", field: "explain"))
+            }
+        }
+        return .success(found ?? false)
+    }
+
     /// Decides under `state`, timing the engine and counting the result.
     @inline(__always)
     func decide(_ request: CheckRequest, _ state: PolicyState) -> Decision {
-        timed({ state.evaluate(request) }, allowed: \.allowed)
+        timed(.check, { state.evaluate(request) }, decision: { $0 })
     }
 
     /// Runs an engine, recording its time and result in the metrics.
     @inline(__always)
-    func timed<R>(_ evaluate: () -> R, allowed: (R) -> Bool) -> R {
+    func timed<R>(_ endpoint: Metrics.DecisionEndpoint, _ evaluate: () -> R, decision: (R) -> Decision) -> R {
         let started = monotonicNanoseconds()
         let result = evaluate()
-        metrics.recordDecision(allowed: allowed(result), nanoseconds: monotonicNanoseconds() &- started)
+        metrics.recordDecision(endpoint, decision(result), nanoseconds: monotonicNanoseconds() &- started)
         return result
     }
 
-    func logDecision(_ decision: Decision, _ request: CheckRequest, via endpoint: String) {
-        let rule = decision.rule?.description ?? "-"
-        let method = request.request.method ?? "-"
-        let path = request.request.path ?? "-"
-        let principal = request.source.principal ?? "-"
-        let namespace = request.destination.namespace ?? "-"
-        logger.info("""
-            decision \(decision.allowed ? "ALLOW" : "DENY") \(decision.stage.rawValue) rule=\(rule) via=\(endpoint) \
-            method=\(method) path=\(path) principal=\(principal) destination=\(namespace)
-            """)
+    /// A `/v1/check` decision's log line (the request's strings lent as bytes for the length of the call).
+    func log(_ decision: Decision, _ request: CheckRequest, requestID: String?, started: UInt64, to decisionLog: DecisionLog) {
+        let labels = request.destination.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        func lend<R>(_ text: String?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+            guard var text else { return body(nil) }
+            return text.withUTF8 { body($0) }
+        }
+        let line: [UInt8] = lend(request.source.principal) { principal in
+            lend(request.destination.namespace) { namespace in
+                lend(labels) { workload in
+                    lend(request.request.method) { method in
+                        lend(request.request.host) { host in
+                            lend(request.request.path) { path in
+                                DecisionLogLine.build(
+                                    endpoint: .check, requestID: requestID, decision: decision,
+                                    facts: .init(principal: principal, sourceIP: request.source.ip, namespace: namespace,
+                                                 workload: workload, method: method, host: host, target: path,
+                                                 mtls: request.source.isMTLS),
+                                    latencyNanoseconds: monotonicNanoseconds() &- started)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        decisionLog.enqueue(line)
     }
 
     // MARK: Operations

@@ -26,7 +26,7 @@ import MicroHTTPD
 extension API {
     /// `forwardedPathAt`: where the original target starts in the raw target (`/ext_authz/<rest>`); nil for
     /// bare `/ext_authz`.
-    func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?) -> HTTPResponse {
+    func extAuthz(_ request: HTTPRequest, forwardedPathAt: Int?, started: UInt64) -> HTTPResponse {
         request.withHeaderFields { fields in
             withUnsafeTemporaryAllocation(of: HeaderField.self, capacity: max(fields.count, 1)) { kept in
                 var h = GatewayHeaders()
@@ -44,7 +44,7 @@ extension API {
                         let forwarded = forwardedPathAt.map { Bytes(rebasing: own[$0...]) }
                         switch h.resolve(reading.convention, ownMethod: method, forwardedTarget: forwarded) {
                         case .failure(let refusal): return Self.gatewayError(refusal.message, field: refusal.field)
-                        case .success(let facts): return judge(request, facts, headers)
+                        case .success(let facts): return judge(request, facts, headers, started: started)
                         }
                     }
                 }
@@ -55,14 +55,14 @@ extension API {
     /// The destination, the caller (believed from a trusted forwarder only, see `ForwardedTrust`), the
     /// normalized target, then the decision and its answer.
     private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest,
-                       _ headers: UnsafeBufferPointer<HeaderField>) -> HTTPResponse {
+                       _ headers: UnsafeBufferPointer<HeaderField>, started: UInt64) -> HTTPResponse {
         // `serve --workloads`: a request that names no destination is judged for the Service its Host names.
         if facts.namespace == nil && facts.workload == nil, let routing = reading.hostRouting {
             switch routing.lookup(facts.host) {
             case .refused(let why): return Self.gatewayError(why, field: "host")
             case .workloads(let service, let candidates, let hostPort):
                 return judge(request, facts, headers, namespace: candidates[0].namespace.bytes,
-                             workload: candidates[0].labels.bytes, byHost: (service, candidates, hostPort))
+                             workload: candidates[0].labels.bytes, byHost: (service, candidates, hostPort), started: started)
             }
         }
         guard let namespace = facts.namespace ?? defaultNamespace else {
@@ -78,14 +78,15 @@ extension API {
         if facts.workload != nil && !WorkloadLabels.isValid(workload) {
             return Self.gatewayError("x-authz-workload must be k=v pairs separated by commas", field: "x-authz-workload")
         }
-        return judge(request, facts, headers, namespace: namespace, workload: workload, byHost: nil)
+        return judge(request, facts, headers, namespace: namespace, workload: workload, byHost: nil, started: started)
     }
 
     /// The rest of `judge` once the destination is known; `byHost`: the Service a Host named and its workloads
     /// (the first is `namespace`/`workload`), each of which must get the same decision.
     private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest, _ headers: UnsafeBufferPointer<HeaderField>,
                        namespace: Bytes, workload: Bytes,
-                       byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?) -> HTTPResponse {
+                       byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?,
+                       started: UInt64) -> HTTPResponse {
         var port: Int? = byHost.flatMap { $0.candidates[0].destinationPort($0.hostPort) }
         if let text = facts.port {
             guard let value = parsePort(text) else {
@@ -112,7 +113,9 @@ extension API {
             var question = GatewayRequest(
                 method: facts.method, target: normalized, host: facts.host, principal: nil, isMTLS: false,
                 sourceIP: sourceIP, namespace: namespace, workload: workload, port: port, headers: headers)
-            guard trusted, let xfcc = facts.xfcc else { return answer(question, byHost: byHost, explicitPort: facts.port != nil) }
+            guard trusted, let xfcc = facts.xfcc else {
+                return answer(question, request, started: started, byHost: byHost, explicitPort: facts.port != nil)
+            }
             return ForwardedClientCert.withPrincipal(fromHeader: xfcc, severalURIs: {
                 Self.gatewayError(
                     "x-forwarded-client-cert names several URI SANs for the caller; Envoy would match each of them, meshauthz judges one identity",
@@ -120,17 +123,17 @@ extension API {
             }) { principal in
                 question.principal = principal
                 question.isMTLS = principal != nil
-                return answer(question, byHost: byHost, explicitPort: facts.port != nil)
+                return answer(question, request, started: started, byHost: byHost, explicitPort: facts.port != nil)
             }
         }
     }
 
     /// A Service's workloads may be under different policies: the request is answered only when every one
     /// of them gets the same decision, since the gateway, not meshauthz, picks the pod.
-    private func answer(_ question: GatewayRequest,
+    private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
                         byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?,
                         explicitPort: Bool) -> HTTPResponse {
-        guard let byHost, byHost.candidates.count > 1 else { return answer(question) }
+        guard let byHost, byHost.candidates.count > 1 else { return answer(question, request, started: started) }
         let first = store.withCurrent { $0.loaded?.engine.evaluate(question).decision }
         for candidate in byHost.candidates.dropFirst() {
             var other = question
@@ -144,19 +147,22 @@ extension API {
                     field: "host")
             }
         }
-        return answer(question)
+        return answer(question, request, started: started)
     }
 
-    private func answer(_ question: GatewayRequest) -> HTTPResponse {
+    private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64) -> HTTPResponse {
         store.withCurrent { state in
             guard let loaded = state.loaded else {
                 let decision = state.notReadyDecision
-                metrics.recordDecision(allowed: false, nanoseconds: 0)
-                if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+                metrics.recordDecision(.extAuthz, decision, nanoseconds: 0)
+                if let decisionLog { log(decision, question, request, started: started, to: decisionLog) }
                 return Self.gatewayAnswer(decision)
             }
-            let (decision, outcome) = timed({ loaded.engine.evaluate(question) }, allowed: { $0.decision.allowed })
-            if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
+            let (decision, outcome) = timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
+            // Built here only when this decision is logged; written by the log's own thread.
+            if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
+                log(decision, question, request, started: started, to: decisionLog)
+            }
             // Answers without reports depend on the decision alone: built once per outcome, then reused.
             guard let outcome else { return Self.gatewayAnswer(decision) }
             // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
@@ -164,7 +170,19 @@ extension API {
         }
     }
 
-    /// 200 or 403, with the decision's headers and the decision itself as a small JSON body.
+    private func log(_ decision: Decision, _ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
+                     to decisionLog: DecisionLog) {
+        decisionLog.enqueue(DecisionLogLine.build(
+            endpoint: .extAuthz, requestID: request.header("x-request-id"), decision: decision,
+            facts: .init(principal: question.principal, sourceIP: question.sourceIP, namespace: question.namespace,
+                         workload: question.workload, method: question.method, host: question.host,
+                         target: question.target, mtls: question.isMTLS),
+            latencyNanoseconds: monotonicNanoseconds() &- started))
+    }
+
+    /// 200 or 403, with the decision's headers and the decision itself as a small JSON body. Dry-run and AUDIT
+    /// matches are in `x-meshauthz-dry-run` (`WOULD_BE rule-id`, comma-separated) and `x-meshauthz-audit`
+    /// (rule ids), so a gateway can log them; such answers are never cached (they carry reports).
     static func gatewayAnswer(_ decision: Decision) -> HTTPResponse {
         var headers: [(String, String)] = [
             ("Content-Type", "application/json"),
@@ -174,6 +192,13 @@ extension API {
         if let rule = decision.rule {
             headers.append(("x-meshauthz-policy", headerSafe(rule.policy.description)))
             headers.append(("x-meshauthz-rule-id", headerSafe(rule.description)))
+        }
+        if !decision.dryRun.isEmpty {
+            let text = decision.dryRun.map { "\($0.wouldBe) \($0.rule.description)" }.joined(separator: ", ")
+            headers.append(("x-meshauthz-dry-run", headerSafe(text, limit: 2048)))
+        }
+        if !decision.audit.isEmpty {
+            headers.append(("x-meshauthz-audit", headerSafe(decision.audit.map(\.rule.description).joined(separator: ", "), limit: 2048)))
         }
         return HTTPResponse(status: decision.allowed ? 200 : 403, headers: headers, body: decision.jsonBytes)
     }

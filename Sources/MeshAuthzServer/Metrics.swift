@@ -45,8 +45,44 @@ public final class Metrics: Sendable {
     ]
     private static let bucketBoundsNanoseconds: [UInt64] = bucketBounds.map { UInt64(($0 * 1e9).rounded()) }
 
-    private let allowed = Counter()
-    private let denied = Counter()
+    /// Which entry point made a decision (`meshauthz_decisions_total{endpoint}`).
+    public enum DecisionEndpoint: Int, Sendable, CaseIterable {
+        case check, extAuthz
+
+        public var label: String {
+            switch self {
+            case .check: return "/v1/check"
+            case .extAuthz: return "/ext_authz"
+            }
+        }
+    }
+
+    /// Every stage, in the order of the decision counters.
+    static let stages: [Decision.Stage] = [.peerAuthentication, .custom, .denyPolicy, .allowPolicy, .noAllowPolicy,
+                                           .defaultDeny, .notReady]
+
+    @inline(__always)
+    static func stageIndex(_ stage: Decision.Stage) -> Int {
+        switch stage {
+        case .peerAuthentication: return 0
+        case .custom: return 1
+        case .denyPolicy: return 2
+        case .allowPolicy: return 3
+        case .noAllowPolicy: return 4
+        case .defaultDeny: return 5
+        case .notReady: return 6
+        }
+    }
+
+    /// endpoint × stage × (deny, allow), preallocated.
+    private let decisions: [Counter]
+    /// Dry-run and AUDIT matches by policy (rare, so a lock is fine).
+    public let shadows = ShadowCounters()
+    /// Request duration per HTTP endpoint, non-cumulative buckets + overflow per endpoint.
+    private let requestBuckets: [Counter]
+    private let requestNanoseconds: [Counter]
+    /// The decision log's counters, when there is one.
+    let decisionLog: DecisionLog?
     /// Non-cumulative: one counter per bucket, plus the overflow (+Inf) at the end.
     private let buckets: [Counter]
     private let durationNanoseconds = Counter()
@@ -54,7 +90,18 @@ public final class Metrics: Sendable {
     private let reloadSuccesses = Counter()
     private let reloadFailures = Counter()
 
-    public init() {
+    /// Upper bounds (seconds) of the HTTP request duration buckets: 10 µs to 1 s.
+    public static let requestBucketBounds: [Double] = [
+        0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+        0.25, 0.5, 1,
+    ]
+    private static let requestBucketBoundsNanoseconds: [UInt64] = requestBucketBounds.map { UInt64(($0 * 1e9).rounded()) }
+
+    public init(decisionLog: DecisionLog? = nil) {
+        self.decisionLog = decisionLog
+        decisions = (0..<(DecisionEndpoint.allCases.count * Self.stages.count * 2)).map { _ in Counter() }
+        requestBuckets = (0..<(Endpoint.allCases.count * (Self.requestBucketBounds.count + 1))).map { _ in Counter() }
+        requestNanoseconds = Endpoint.allCases.map { _ in Counter() }
         buckets = (0...Self.bucketBounds.count).map { _ in Counter() }
         httpRequests = (0..<(Endpoint.allCases.count * (Self.codes.count + 1))).map { _ in Counter() }
     }
@@ -63,8 +110,9 @@ public final class Metrics: Sendable {
 
     /// One decision and how long the engine took.
     @inline(__always)
-    public func recordDecision(allowed isAllowed: Bool, nanoseconds: UInt64) {
-        (isAllowed ? allowed : denied).add()
+    public func recordDecision(_ endpoint: DecisionEndpoint, _ decision: Decision, nanoseconds: UInt64) {
+        decisions[(endpoint.rawValue * Self.stages.count + Self.stageIndex(decision.stage)) * 2 + (decision.allowed ? 1 : 0)].add()
+        if !decision.dryRun.isEmpty || !decision.audit.isEmpty { shadows.record(decision) }
         durationNanoseconds.add(nanoseconds)
         let bounds = Self.bucketBoundsNanoseconds
         var index = 0
@@ -73,9 +121,15 @@ public final class Metrics: Sendable {
     }
 
     @inline(__always)
-    public func recordHTTP(_ endpoint: Endpoint, status: Int) {
+    public func recordHTTP(_ endpoint: Endpoint, status: Int, nanoseconds: UInt64? = nil) {
         let codeIndex = Self.codes.firstIndex(of: status) ?? Self.codes.count
         httpRequests[endpoint.rawValue * (Self.codes.count + 1) + codeIndex].add()
+        guard let nanoseconds else { return }
+        requestNanoseconds[endpoint.rawValue].add(nanoseconds)
+        let bounds = Self.requestBucketBoundsNanoseconds
+        var index = 0
+        while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
+        requestBuckets[endpoint.rawValue * (bounds.count + 1) + index].add()
     }
 
     public func recordReload(success: Bool) {
@@ -88,10 +142,19 @@ public final class Metrics: Sendable {
     public func render(state: PolicyState) -> String {
         var out = ""
         out.reserveCapacity(4096)
-        out += "# HELP meshauthz_decisions_total Decisions made, by result.\n"
+        out += "# HELP meshauthz_decisions_total Decisions made, by entry point, deciding stage and result.\n"
         out += "# TYPE meshauthz_decisions_total counter\n"
-        out += "meshauthz_decisions_total{decision=\"allow\"} \(allowed.value)\n"
-        out += "meshauthz_decisions_total{decision=\"deny\"} \(denied.value)\n"
+        for endpoint in DecisionEndpoint.allCases {
+            for (stageIndex, stage) in Self.stages.enumerated() {
+                // Every combination that can happen, from the start (a series that appears late breaks rate()):
+                // allow-policy and no-allow-policy allow, every other stage denies.
+                let allowed = stage == .allowPolicy || stage == .noAllowPolicy
+                do {
+                    let value = decisions[(endpoint.rawValue * Self.stages.count + stageIndex) * 2 + (allowed ? 1 : 0)].value
+                    out += "meshauthz_decisions_total{endpoint=\"\(endpoint.label)\",stage=\"\(stage.rawValue)\",decision=\"\(allowed ? "allow" : "deny")\"} \(value)\n"
+                }
+            }
+        }
 
         out += "# HELP meshauthz_decision_duration_seconds Time the decision engine took per decision.\n"
         out += "# TYPE meshauthz_decision_duration_seconds histogram\n"
@@ -136,11 +199,46 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policy_reloads_total counter\n"
         out += "meshauthz_policy_reloads_total{result=\"success\"} \(reloadSuccesses.value)\n"
         out += "meshauthz_policy_reloads_total{result=\"failure\"} \(reloadFailures.value)\n"
+
+        out += "# HELP meshauthz_http_request_duration_seconds Time from a request's handler call to its answer, by endpoint.\n"
+        out += "# TYPE meshauthz_http_request_duration_seconds histogram\n"
+        for endpoint in Endpoint.allCases {
+            let base = endpoint.rawValue * (Self.requestBucketBounds.count + 1)
+            var total: UInt64 = 0
+            for (index, bound) in Self.requestBucketBounds.enumerated() {
+                total += requestBuckets[base + index].value
+                out += "meshauthz_http_request_duration_seconds_bucket{endpoint=\"\(endpoint.label)\",le=\"\(formatBound(bound))\"} \(total)\n"
+            }
+            total += requestBuckets[base + Self.requestBucketBounds.count].value
+            out += "meshauthz_http_request_duration_seconds_bucket{endpoint=\"\(endpoint.label)\",le=\"+Inf\"} \(total)\n"
+            out += "meshauthz_http_request_duration_seconds_sum{endpoint=\"\(endpoint.label)\"} \(formatSeconds(requestNanoseconds[endpoint.rawValue].value))\n"
+            out += "meshauthz_http_request_duration_seconds_count{endpoint=\"\(endpoint.label)\"} \(total)\n"
+        }
+
+        shadows.render(into: &out, label: prometheusLabel)
+        if let decisionLog { renderDecisionLog(decisionLog, into: &out) }
+        out += "# HELP meshauthz_build_info The running build (value 1).\n"
+        out += "# TYPE meshauthz_build_info gauge\n"
+        out += "meshauthz_build_info{version=\"\(prometheusLabel(BuildInfo.version))\",swift=\"\(prometheusLabel(BuildInfo.swift))\"} 1\n"
+        ProcessMetrics.render(into: &out)
         return out
     }
 
+    private func renderDecisionLog(_ log: DecisionLog, into out: inout String) {
+        out += "# HELP meshauthz_decision_log_lines_total Decision log lines written.\n"
+        out += "# TYPE meshauthz_decision_log_lines_total counter\n"
+        out += "meshauthz_decision_log_lines_total \(log.written.value)\n"
+        out += "# HELP meshauthz_decision_log_dropped_total Decision log lines dropped: the queue was full (decisions never wait for the log), or the write failed.\n"
+        out += "# TYPE meshauthz_decision_log_dropped_total counter\n"
+        out += "meshauthz_decision_log_dropped_total{reason=\"queue_full\"} \(log.droppedQueueFull.value)\n"
+        out += "meshauthz_decision_log_dropped_total{reason=\"write_error\"} \(log.droppedWriteError.value)\n"
+        out += "# HELP meshauthz_decision_log_reopens_total Times the decision log file was reopened (SIGUSR1).\n"
+        out += "# TYPE meshauthz_decision_log_reopens_total counter\n"
+        out += "meshauthz_decision_log_reopens_total \(log.reopens.value)\n"
+    }
+
     /// A label value as the text format wants it: `\\`, `"` and newlines escaped (a kind comes from a file).
-    private func prometheusLabel(_ text: String) -> String {
+    func prometheusLabel(_ text: String) -> String {
         var out = ""
         for character in text {
             switch character {

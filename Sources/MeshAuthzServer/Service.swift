@@ -20,7 +20,18 @@ public struct ServeConfiguration: Sendable {
     public var engine: EngineKind
     /// Seconds between looks at the policy directory; 0 disables polling (SIGHUP still reloads).
     public var reloadInterval: Double
+    /// The old `--log-decisions`: the same as `decisionLog = .all` (kept as an alias).
     public var logDecisions: Bool
+    /// `--decision-log none|deny|all`: which decisions are written as JSON lines.
+    public var decisionLog: DecisionLogMode = .none
+    /// `--decision-log-file`: where (appended; reopened on SIGUSR1); nil for standard output.
+    public var decisionLogFile: String?
+    /// `?explain=true` is answered (`--no-explain` turns it off).
+    public var explain = true
+    /// Lines the decision log may hold before it drops (`--decision-log-queue`).
+    public var decisionLogQueueLines = 65_536
+    /// The effective mode, the alias included.
+    public var effectiveDecisionLog: DecisionLogMode { logDecisions ? .all : decisionLog }
     public var threads: Int
     public var connectionTimeoutSeconds: UInt32
     public var maxBodyBytes: Int
@@ -89,7 +100,8 @@ public struct TLSFiles: Sendable {
 /// policy directory between them. SIGHUP reloads; SIGINT/SIGTERM stop the server cleanly.
 public enum Service {
     /// The signals the main thread waits for; blocked in every thread.
-    static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// SIGUSR1 reopens the decision log file (logrotate); handled here, it can never kill the process.
+    static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGUSR1]
 
     /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts afterwards.
     /// Call before anything starts a thread.
@@ -106,14 +118,22 @@ public enum Service {
         // connection limit, so take what the hard limit allows.
         let descriptors = FileDescriptorLimit.raiseToHardLimit()
         let store = PolicyStore()
-        let metrics = Metrics()
+        let decisionLog: DecisionLog
+        do {
+            decisionLog = try DecisionLog(mode: config.effectiveDecisionLog, path: config.decisionLogFile,
+                                          capacityLines: config.decisionLogQueueLines)
+        } catch {
+            logger.critical("\(error)")
+            return 1
+        }
+        let metrics = Metrics(decisionLog: config.effectiveDecisionLog == .none ? nil : decisionLog)
         let reloader = Reloader(directory: config.policyDirectory, options: config.mesh, engine: config.engine,
                                 store: store, metrics: metrics, logger: logger, limits: config.limits,
                                 allowEmpty: config.allowEmpty, settleSeconds: config.reloadSettle)
         reloader.initialLoad()
 
         let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, logger: logger,
-                      logDecisions: config.logDecisions)
+                      decisionLog: decisionLog, explainEnabled: config.explain)
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
@@ -156,10 +176,21 @@ public enum Service {
         }
         logger.info("listening on \(scheme)://\(showHost(config.host)):\(server.boundPort) (policies: \(config.policyDirectory)\(mtls))")
 
-        let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger)
+        if config.effectiveDecisionLog != .none {
+            logger.info("decision log: \(config.effectiveDecisionLog.rawValue) decisions to \(config.decisionLogFile ?? "standard output")")
+        }
+        let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger) {
+            if config.decisionLogFile != nil && config.effectiveDecisionLog != .none {
+                logger.info("received SIGUSR1, reopening the decision log \(config.decisionLogFile!)")
+                decisionLog.reopen()
+            } else {
+                logger.info("received SIGUSR1: no decision log file to reopen")
+            }
+        }
         logger.info("received \(signalName(signal)), stopping")
         server.stop()
         probeServer?.stop()
+        decisionLog.stop()  // what the last decisions queued is written
         logger.info("stopped")
         return 0
     }
@@ -169,7 +200,7 @@ public enum Service {
     }
 
     /// Waits for SIGINT/SIGTERM, reloading on SIGHUP and polling every `interval` seconds meanwhile.
-    static func waitLoop(reloader: Reloader, interval: Double, logger: Logger) -> Int32 {
+    static func waitLoop(reloader: Reloader, interval: Double, logger: Logger, onUSR1: () -> Void = {}) -> Int32 {
         var set = signalSet()
         let polling = interval > 0
         while true {
@@ -184,6 +215,10 @@ public enum Service {
                 reloader.reload(why: "SIGHUP")
                 continue
             }
+            if received == SIGUSR1 {
+                onUSR1()
+                continue
+            }
             if received < 0 && errno != EAGAIN && errno != EINTR {
                 // Not expected; fall back to plain waiting so a stop signal is still honoured.
                 logger.error("sigtimedwait failed: \(errnoText()); polling stopped")
@@ -192,6 +227,7 @@ public enum Service {
                     var signal: Int32 = 0
                     if sigwait(&plain, &signal) == 0 {
                         if signal == SIGHUP { reloader.reload(why: "SIGHUP"); continue }
+                        if signal == SIGUSR1 { onUSR1(); continue }
                         return signal
                     }
                 }
@@ -212,6 +248,7 @@ public enum Service {
         case SIGINT: return "SIGINT"
         case SIGTERM: return "SIGTERM"
         case SIGHUP: return "SIGHUP"
+        case SIGUSR1: return "SIGUSR1"
         default: return "signal \(signal)"
         }
     }

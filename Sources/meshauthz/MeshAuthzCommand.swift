@@ -16,7 +16,8 @@ struct MeshAuthzCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshauthz",
         abstract: "Istio AuthorizationPolicy / PeerAuthentication decisions, over HTTP or on the command line.",
-        subcommands: [Serve.self, Check.self, Validate.self, Lint.self, Generate.self])
+        version: BuildInfo.versionLine,
+        subcommands: [Serve.self, Check.self, Validate.self, Explain.self, Test.self, Lint.self, Generate.self])
 }
 
 /// The options every command that loads policies takes.
@@ -45,6 +46,7 @@ struct NormalizationOptions: ParsableArguments {
 extension PathNormalizationMode: ExpressibleByArgument {}
 extension GatewayConvention: ExpressibleByArgument {}
 extension EngineKind: ExpressibleByArgument {}
+extension DecisionLogMode: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Writes to standard error without stdio's global state.

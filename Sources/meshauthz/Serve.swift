@@ -44,7 +44,24 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var normalization: NormalizationOptions
 
-    @Flag(name: .long, help: "Log every decision (result, stage, rule id, method, path, principal).")
+    @Option(name: .long, help: ArgumentHelp(
+        "Decision log: none, deny or all decisions, one JSON object per line (never waited for: when its queue is full, lines are dropped and counted).",
+        valueName: "which"))
+    var decisionLog: DecisionLogMode = .none
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Append the decision log to this file (reopened on SIGUSR1, for logrotate); default: standard output.",
+        valueName: "path"))
+    var decisionLogFile: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Decision log lines queued in memory (at most 32 MiB) before new ones are dropped and counted.", valueName: "lines"))
+    var decisionLogQueue: Int = 65_536
+
+    @Flag(name: .long, help: "Refuse POST /v1/check?explain=true (403): a trace shows the values of every policy that applies to the destination asked about.")
+    var noExplain = false
+
+    @Flag(name: .long, help: "Alias of --decision-log all (kept for existing deployments).")
     var logDecisions = false
 
     @Option(name: .long, help: ArgumentHelp(
@@ -138,6 +155,11 @@ struct Serve: ParsableCommand {
             throw ValidationError("--tls-cert, --tls-key and --client-ca go together (mutual TLS)")
         }
         if let healthListen { _ = try parseListen(healthListen) }
+        if logDecisions && decisionLog != .none && decisionLog != .all {
+            throw ValidationError("--log-decisions is --decision-log all; it contradicts --decision-log \(decisionLog.rawValue)")
+        }
+        if decisionLogFile?.isEmpty == true { throw ValidationError("--decision-log-file must not be empty") }
+        guard (1...10_000_000).contains(decisionLogQueue) else { throw ValidationError("--decision-log-queue must be between 1 and 10000000") }
     }
 
     func run() throws {
@@ -171,6 +193,10 @@ struct Serve: ParsableCommand {
             },
             probeListener: try healthListen.map { try parseListen($0) })
         config.allowEmpty = loadOptions.allowEmpty
+        config.decisionLog = decisionLog
+        config.decisionLogFile = decisionLogFile
+        config.decisionLogQueueLines = decisionLogQueue
+        config.explain = !noExplain
         config.reloadSettle = reloadSettle
         config.limits = loadOptions.limits
         let code = Service.run(config, logger: logger)

@@ -164,6 +164,24 @@ struct DecisionJSONTests {
                 == #"[0,7,10,-1,1234567890,9223372036854775807,-9223372036854775808,{"k\"":[],"n":null,"o":{}},false]"#)
     }
 
+    /// Borrowed bytes (the decision log's header values): escaped like strings; invalid UTF-8 becomes U+FFFD, so
+    /// the output always parses.
+    @Test(arguments: [
+        ([UInt8]("a\"b\n".utf8), #"["a\"b\n",1]"#),
+        ([0x68, 0xFF, 0xFE, 0x2E], "[\"h\u{FFFD}\u{FFFD}.\",1]"),
+        ([0xC3, 0xA9], "[\"é\",1]"),
+        ([], #"["",1]"#),
+    ])
+    func writerStringFromBytes(_ input: [UInt8], _ output: String) throws {
+        var writer = JSONWriter()
+        writer.beginArray()
+        input.withUnsafeBufferPointer { writer.string(bytes: $0) }
+        writer.number(1)
+        writer.endArray()
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == output)
+        _ = try JSONParser.parse(writer.bytes)  // valid JSON: a parse error fails the test
+    }
+
     @Test func writerSortsObjectKeys() {
         let value = JSONValue.object(["b": .number(1), "a": .array([.null, .bool(true)]), "c": .string("x")])
         #expect(String(decoding: value.jsonBytes, as: UTF8.self) == #"{"a":[null,true],"b":1,"c":"x"}"#)

@@ -45,6 +45,21 @@ def test_batch_matches_single_answers(case_servers, engine, path):
         assert many["decision"] == checks[i]["expect"], harness.describe(checks[i], many)
         problems = oc.schema_errors(many, oc.component("CheckAnswer"))
         assert not problems, f"check #{i}: answer does not match openapi.yaml CheckAnswer: {problems}\n{many}"
+    # ?explain=true: the same answers plus `explain`, whose (reference) decision is the served one, whichever engine.
+    explained_answers = []
+    for start in range(0, len(bodies), 100):  # at most 100 requests per explained batch
+        r = server.post("/v1/check?explain=true", json=bodies[start:start + 100])
+        assert r.status_code == 200, r.text
+        explained_answers += r.json()
+    assert len(explained_answers) == len(singles)
+    for i, (one, explained) in enumerate(zip(singles, explained_answers)):
+        trace = explained.pop("explain")
+        assert explained == one, f"check #{i}: explain changed the answer"
+        assert (trace["decision"], trace["stage"], trace["ruleId"]) == (one["decision"], one["stage"], one["ruleId"]), \
+            f"check #{i}: explained {trace['decision']} {trace['stage']} {trace['ruleId']} but {engine} answered {one}"
+        assert (trace["closestMiss"] is None) == one["allowed"], trace
+        problems = oc.schema_errors(trace, oc.component("Explanation"))
+        assert not problems, f"check #{i}: explain does not match openapi.yaml Explanation: {problems}"
 
 
 def test_case_files_present():

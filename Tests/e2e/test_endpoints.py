@@ -142,8 +142,15 @@ def test_metrics_format_and_counters(server):
 
     _, _, after = scrape(server)
     d = lambda name, **l: sample(after, name, **l) - sample(before, name, **l)  # noqa: E731
-    assert d("meshauthz_decisions_total", decision="allow") == 3
-    assert d("meshauthz_decisions_total", decision="deny") == 3
+
+    def decisions(samples, **want):
+        """meshauthz_decisions_total{endpoint, stage, decision} summed over the labels not asked for."""
+        return sum(v for (n, labels), v in samples.items() if n == "meshauthz_decisions_total"
+                   and all(dict(labels).get(k) == w for k, w in want.items()))
+    assert decisions(after, decision="allow") - decisions(before, decision="allow") == 3
+    assert decisions(after, decision="deny") - decisions(before, decision="deny") == 3
+    assert d("meshauthz_decisions_total", endpoint="/v1/check", stage="allow-policy", decision="allow") == 3
+    assert d("meshauthz_decisions_total", endpoint="/v1/check", stage="default-deny", decision="deny") == 3
     assert d("meshauthz_decision_duration_seconds_count") == 6
     assert d("meshauthz_decision_duration_seconds_sum") >= 0
     inf = sample(after, "meshauthz_decision_duration_seconds_bucket", le="+Inf")

@@ -42,6 +42,7 @@ def servers(binary, tmp_path_factory):
     try:
         started["ready"] = harness.Server(d, extra_args=DEFAULTS, binary=binary)
         started["unready"] = harness.Server(bad, extra_args=DEFAULTS, wait_ready=False, binary=binary)
+        started["no-explain"] = harness.Server(d, extra_args=DEFAULTS + ["--no-explain"], binary=binary)
         started["reload-failed"] = s = harness.Server(reload_dir, extra_args=DEFAULTS, binary=binary)
         (reload_dir / "broken.yaml").write_text(BROKEN_POLICY_FILE)
         deadline = time.monotonic() + 8
@@ -66,6 +67,13 @@ SCENARIOS = [
     ("ready", "POST", "/v1/check", {"json": [CHECK_ALLOWED, CHECK_DENIED, {}]}, 200),
     ("ready", "POST", "/v1/check", {"json": dict(CHECK_ALLOWED, request={"path": "/api/orders", "method": "GET"})}, 200),
     ("unready", "POST", "/v1/check", {"json": CHECK_ALLOWED}, 200),
+    ("ready", "POST", "/v1/check?explain=true", {"json": CHECK_DENIED}, 200),
+    ("ready", "POST", "/v1/check?explain=true", {"json": [CHECK_ALLOWED, CHECK_DENIED]}, 200),
+    ("ready", "POST", "/v1/check?explain=yes", {"json": CHECK_DENIED}, 400),
+    ("ready", "POST", "/v1/check?explain=true", {"json": [CHECK_DENIED] * 101}, 400),
+    ("no-explain", "POST", "/v1/check?explain=true", {"json": CHECK_DENIED}, 403),
+    ("no-explain", "POST", "/v1/check", {"json": CHECK_DENIED}, 200),
+    ("unready", "POST", "/v1/check?explain=true", {"json": CHECK_ALLOWED}, 200),
     ("ready", "POST", "/v1/check", {"data": "{oops"}, 400),
     ("ready", "POST", "/v1/check", {"json": {"source": {"ip": "1.2.3.4.5"}}}, 400),
     ("ready", "POST", "/v1/check", {"json": [{"bogus": 1}]}, 400),
@@ -78,6 +86,8 @@ SCENARIOS = [
     ("ready", "GET", "/v1/policies", {}, 200),
     ("unready", "GET", "/v1/policies", {}, 200),
     ("unready", "GET", "/ext_authz/api/users", EXT_ALLOW, 403),
+    # an AUDIT rule matches: x-meshauthz-audit, validated against its documented pattern
+    ("ready", "GET", "/ext_authz/api/orders", EXT_ALLOW, 200),
 ] + [
     ("ready", m, "/ext_authz/tenant/x?y=1", EXT_ALLOW, 200) for m in EXT_METHODS
 ] + [

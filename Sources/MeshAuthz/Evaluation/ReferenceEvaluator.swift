@@ -117,10 +117,15 @@ public struct ReferenceEvaluator: Sendable {
     }
 
     func matches(_ condition: Condition, of policy: AuthorizationPolicy, _ request: CheckRequest) -> Bool {
+        check(condition.values, condition.notValues, conditionMatcher(condition.key, of: policy, request))
+    }
+
+    /// Whether one value of a `when` condition matches the request's attribute (shared with `explain`).
+    func conditionMatcher(_ key: ConditionKey, of policy: AuthorizationPolicy, _ request: CheckRequest) -> (String) -> Bool {
         let principal = request.source.authenticatedPrincipal
         let jwt = JWTIdentity(request)
         let match: (String) -> Bool
-        switch condition.key {
+        switch key {
         case .requestHeader(let name):
             let value = request.request.header(named: name)
             match = { ValueMatching.header($0, value) }
@@ -154,7 +159,7 @@ public struct ReferenceEvaluator: Sendable {
             // Envoy filter metadata is not part of a check request: it is always absent.
             match = { _ in false }
         }
-        return check(condition.values, condition.notValues, match)
+        return match
     }
 }
 

@@ -46,7 +46,27 @@ public struct JSONWriter: Sendable {
         needsComma = false
     }
 
+    /// An object member's key known at compile time and needing no escape (`"time"`): appended as is. For writers
+    /// on a hot path (the decision log), where escaping a constant costs more than the rest of the member.
+    public mutating func staticKey(_ name: StaticString) {
+        separate()
+        bytes.append(0x22)
+        appendRaw(name)
+        bytes.append(0x22)
+        bytes.append(0x3A)
+        needsComma = false
+    }
+
     // MARK: Values
+
+    /// A string value known at compile time and needing no escape (`"ALLOW"`), appended as is.
+    public mutating func staticString(_ value: StaticString) {
+        separate()
+        bytes.append(0x22)
+        appendRaw(value)
+        bytes.append(0x22)
+        needsComma = true
+    }
 
     public mutating func string(_ value: String) {
         separate()
@@ -57,6 +77,27 @@ public struct JSONWriter: Sendable {
     public mutating func string(_ value: Substring) {
         separate()
         appendQuoted(value)
+        needsComma = true
+    }
+
+    /// A string given as bytes (a header value, borrowed): escaped as any string; bytes that are not valid UTF-8
+    /// become U+FFFD, so the output is always valid JSON text (a log line a shipper can parse).
+    public mutating func string(bytes utf8: UnsafeBufferPointer<UInt8>) {
+        separate()
+        // One pass for the usual case, printable ASCII: copied in one piece.
+        var plain = 0
+        while plain < utf8.count && utf8[plain] >= 0x20 && utf8[plain] < 0x80 && utf8[plain] != 0x22 && utf8[plain] != 0x5C {
+            plain += 1
+        }
+        bytes.append(0x22)
+        if plain == utf8.count {
+            bytes.append(contentsOf: utf8)
+        } else if !utf8[plain...].contains(where: { $0 >= 0x80 }) {
+            appendEscaped(utf8)
+        } else {
+            appendEscaped(String(decoding: utf8, as: UTF8.self))
+        }
+        bytes.append(0x22)
         needsComma = true
     }
 

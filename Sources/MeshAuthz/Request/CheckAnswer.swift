@@ -6,14 +6,18 @@ public struct CheckAnswer: Sendable, Hashable {
     public var normalizedPath: String?
     /// Signs of a mistake in the question, such as a destination nothing applies to.
     public var warnings: [String]
+    /// The reference evaluator's trace, when asked for (`?explain=true`, `meshauthz explain`).
+    public var explanation: Explanation?
 
-    public init(decision: Decision, normalizedPath: String? = nil, warnings: [String] = []) {
+    public init(decision: Decision, normalizedPath: String? = nil, warnings: [String] = [],
+                explanation: Explanation? = nil) {
         self.decision = decision
         self.normalizedPath = normalizedPath
         self.warnings = warnings
+        self.explanation = explanation
     }
 
-    /// The decision's JSON, then `normalizedPath` and `warnings` when there are any.
+    /// The decision's JSON, then `normalizedPath`, `warnings` and `explain` when there are any.
     public func writeJSON(into writer: inout JSONWriter) {
         decision.writeJSON(into: &writer, closing: false)
         if let normalizedPath {
@@ -27,6 +31,10 @@ public struct CheckAnswer: Sendable, Hashable {
                 writer.appendQuoted(warning)
             }
             writer.appendRaw("]")
+        }
+        if let explanation {
+            writer.appendRaw(#","explain":"#)
+            explanation.writeJSON(into: &writer)
         }
         writer.endObject()
     }
