@@ -40,6 +40,8 @@ public final class API: Sendable {
     public let metrics: Metrics
     public let reading: RequestReading
     public let trust: ForwardedTrust
+    /// Key sets fetched from `jwksUri`s.
+    public let keySets: RemoteKeySets
     let logger: Logger
     let logDecisions: Bool
     /// The configured destination as the bytes the gateway path reads.
@@ -47,7 +49,9 @@ public final class API: Sendable {
     private let defaultWorkloadBytes: ConstantBytes?
 
     public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
-                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, logDecisions: Bool = false) {
+                trust: ForwardedTrust = ForwardedTrust(), keySets: RemoteKeySets = RemoteKeySets(),
+                logger: Logger, logDecisions: Bool = false) {
+        self.keySets = keySets
         self.store = store
         self.metrics = metrics
         self.reading = reading
@@ -179,14 +183,37 @@ public final class API: Sendable {
         } catch {
             return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
         }
-        let answers = store.withCurrent { state in
-            prepared.map { one in
-                let decision = decide(one.request, state)
+        let isBatch: Bool = if case .batch = body { true } else { false }
+        let now = Int64(WallTime.now().seconds)
+        let outcome: Result<[CheckAnswer], RequestError> = store.withCurrent { state in
+            var answers: [CheckAnswer] = []
+            answers.reserveCapacity(prepared.count)
+            for (position, one) in prepared.enumerated() {
+                guard let loaded = state.loaded else {
+                    answers.append(CheckAnswer(decision: decide(one.request, state), normalizedPath: one.normalizedPath))
+                    continue
+                }
+                let decision: Decision
+                let result: AuthenticationResult?
+                do throws(RequestError) {
+                    (decision, result) = try loaded.authentication.decide(
+                        one.request, now: now, element: isBatch ? position : nil, remoteKeys: keySets.keys(for:),
+                        cache: loaded.tokenCache) { request in decide(request, state) }
+                } catch {
+                    return .failure(error)
+                }
+                if let result { recordAuthentication(result, decision) }
                 // Only "nothing applies" decisions can come from a destination nothing applies to.
-                let warnings = decision.stage == .noAllowPolicy
-                    ? state.loaded?.policySet.destinationWarnings(one.request.destination) ?? [] : []
-                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings)
+                let warnings = decision.stage == .noAllowPolicy ? loaded.policySet.destinationWarnings(one.request.destination) : []
+                answers.append(CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings,
+                                           requestPrincipal: result?.identity?.requestPrincipal))
             }
+            return .success(answers)
+        }
+        let answers: [CheckAnswer]
+        switch outcome {
+        case .success(let all): answers = all
+        case .failure(let error): return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
         }
         if logDecisions {
             for (one, answer) in zip(prepared, answers) { logDecision(answer.decision, one.request, via: "/v1/check") }
@@ -195,6 +222,12 @@ public final class API: Sendable {
         case .single: return HTTPResponse.json(bytes: answers[0].jsonBytes)
         case .batch: return HTTPResponse.json(bytes: CheckAnswer.jsonBytes(answers))
         }
+    }
+
+    /// Counts a request's token validations, and a decision authentication made without the engine.
+    func recordAuthentication(_ result: AuthenticationResult, _ decision: Decision) {
+        if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
+        if decision.stage == .requestAuthentication { metrics.recordDecision(allowed: false, nanoseconds: 0) }
     }
 
     /// Decides under `state`, timing the engine and counting the result.

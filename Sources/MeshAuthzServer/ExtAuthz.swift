@@ -116,6 +116,9 @@ extension API {
                 if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
                 return Self.gatewayAnswer(decision)
             }
+            if !loaded.authentication.authenticator.isEmpty, let response = authenticatedAnswer(question, loaded) {
+                return response
+            }
             let (decision, outcome) = timed({ loaded.engine.evaluate(question) }, allowed: { $0.decision.allowed })
             if logDecisions { logDecision(decision, question.checkRequest, via: "/ext_authz") }
             // Answers without reports depend on the decision alone: built once per outcome, then reused.

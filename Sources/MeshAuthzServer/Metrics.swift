@@ -1,4 +1,5 @@
 import MeshAuthz
+import MicroHTTPD
 import Synchronization
 
 /// A monotonically increasing counter; `add` is one relaxed atomic add.
@@ -53,6 +54,9 @@ public final class Metrics: Sendable {
     private let httpRequests: [Counter]
     private let reloadSuccesses = Counter()
     private let reloadFailures = Counter()
+    /// Token validations by issuer and result. Issuers come from the policy set (bounded by it), results
+    /// are `JWTStatus.metricLabel`s, `valid` or `cached`.
+    private let validations = Locked<[String: [String: UInt64]]>([:])
 
     public init() {
         buckets = (0...Self.bucketBounds.count).map { _ in Counter() }
@@ -76,6 +80,12 @@ public final class Metrics: Sendable {
     public func recordHTTP(_ endpoint: Endpoint, status: Int) {
         let codeIndex = Self.codes.firstIndex(of: status) ?? Self.codes.count
         httpRequests[endpoint.rawValue * (Self.codes.count + 1) + codeIndex].add()
+    }
+
+    public func recordValidations(_ list: [(issuer: String, result: String)]) {
+        validations.withLock { table in
+            for (issuer, result) in list { table[issuer, default: [:]][result, default: 0] += 1 }
+        }
     }
 
     public func recordReload(success: Bool) {
@@ -110,6 +120,7 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policies_loaded gauge\n"
         out += "meshauthz_policies_loaded{kind=\"AuthorizationPolicy\"} \(set?.authorizationPolicies.count ?? 0)\n"
         out += "meshauthz_policies_loaded{kind=\"PeerAuthentication\"} \(set?.peerAuthentications.count ?? 0)\n"
+        out += "meshauthz_policies_loaded{kind=\"RequestAuthentication\"} \(set?.requestAuthentications.count ?? 0)\n"
 
         out += "# HELP meshauthz_other_resources Resources of other kinds in the set in force (never used in decisions), by kind.\n"
         out += "# TYPE meshauthz_other_resources gauge\n"
@@ -136,6 +147,15 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policy_reloads_total counter\n"
         out += "meshauthz_policy_reloads_total{result=\"success\"} \(reloadSuccesses.value)\n"
         out += "meshauthz_policy_reloads_total{result=\"failure\"} \(reloadFailures.value)\n"
+
+        out += "# HELP meshauthz_jwt_validations_total Tokens checked under a RequestAuthentication, by issuer and result (cached: verified earlier).\n"
+        out += "# TYPE meshauthz_jwt_validations_total counter\n"
+        let table = validations.withLock { $0 }
+        for issuer in table.keys.sorted() {
+            for (result, count) in table[issuer]!.sorted(by: { $0.key < $1.key }) {
+                out += "meshauthz_jwt_validations_total{issuer=\"\(prometheusLabel(issuer))\",result=\"\(result)\"} \(count)\n"
+            }
+        }
         return out
     }
 

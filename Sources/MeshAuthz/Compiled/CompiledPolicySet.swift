@@ -207,7 +207,7 @@ public final class CompiledPolicySet: Sendable {
         case .defaultDeny:
             guard index >= 0 else { return nil }
             kind = 2 + peerDetails.count + ruleDetails.count + index
-        case .notReady:
+        case .notReady, .requestAuthentication:  // never an engine's outcome (authentication runs before)
             return nil
         }
         return OutcomeKey(kind * 4 + Int(outcome.modeRaw & 3))

@@ -6,11 +6,14 @@ public struct CheckAnswer: Sendable, Hashable {
     public var normalizedPath: String?
     /// Signs of a mistake in the question, such as a destination nothing applies to.
     public var warnings: [String]
+    /// `iss/sub` of the token verified under a RequestAuthentication, when there is one.
+    public var requestPrincipal: String?
 
-    public init(decision: Decision, normalizedPath: String? = nil, warnings: [String] = []) {
+    public init(decision: Decision, normalizedPath: String? = nil, warnings: [String] = [], requestPrincipal: String? = nil) {
         self.decision = decision
         self.normalizedPath = normalizedPath
         self.warnings = warnings
+        self.requestPrincipal = requestPrincipal
     }
 
     /// The decision's JSON, then `normalizedPath` and `warnings` when there are any.
@@ -19,6 +22,10 @@ public struct CheckAnswer: Sendable, Hashable {
         if let normalizedPath {
             writer.appendRaw(#","normalizedPath":"#)
             writer.appendQuoted(normalizedPath)
+        }
+        if let requestPrincipal {
+            writer.appendRaw(#","requestPrincipal":"#)
+            writer.appendQuoted(requestPrincipal)
         }
         if !warnings.isEmpty {
             writer.appendRaw(#","warnings":["#)

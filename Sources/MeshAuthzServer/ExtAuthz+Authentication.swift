@@ -1,0 +1,88 @@
+import MeshAuthz
+import MicroHTTPD
+
+/// `/ext_authz` behind the sidecar's jwt_authn: when a RequestAuthentication applies to the destination, its
+/// tokens are read from the original request (headers, query, cookies) and checked before authorization.
+/// A rejected token is Envoy's 401 (403 for an audience) with its `www-authenticate` header and body text;
+/// a verified one is the identity the policies see, and on allow its output headers (`outputClaimToHeaders`,
+/// `outputPayloadToHeader`) are response headers the gateway passes upstream (`allowed_upstream_headers`).
+///
+/// Requests without a token and destinations without a RequestAuthentication stay on the gateway fast path;
+/// only a verified identity (or a client-sent header the sidecar would strip) costs a `CheckRequest`.
+extension API {
+    /// nil: authentication changes nothing, the fast path answers.
+    func authenticatedAnswer(_ question: GatewayRequest, _ loaded: LoadedPolicySet) -> HTTPResponse? {
+        func text(_ bytes: UnsafeBufferPointer<UInt8>?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
+        let authentication = loaded.authentication
+        let workload = CheckRequest.Workload(namespace: text(question.namespace),
+                                             labels: WorkloadLabels.dictionary(question.workload) ?? [:], port: question.port)
+        let rules = authentication.authenticator.rules(for: workload)
+        guard !rules.isEmpty else { return nil }
+        // Only the headers the extractor reads are copied out of the request.
+        let wanted = authentication.authenticator.headerNames(for: rules).map { Array($0.utf8) }
+        var headers: [(name: String, value: String)] = []
+        for field in question.headers {
+            for name in wanted where asciiCaseInsensitiveEqual(field.name, name) {
+                headers.append((String(decoding: name, as: UTF8.self), String(decoding: field.value, as: UTF8.self)))
+            }
+        }
+        let input = AuthenticationInput(method: text(question.method), target: text(question.target),
+                                        host: text(question.host), headers: headers)
+        let result = authentication.authenticator.authenticate(
+            input, rules: rules, now: Int64(WallTime.now().seconds), remoteKeys: keySets.keys(for:), cache: loaded.tokenCache)
+        if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
+        switch result.verdict {
+        case .notApplicable:
+            return nil
+        case .failed(let status):
+            // STRICT mTLS refuses a plaintext connection before any filter runs: the fast path says so.
+            let mode = authentication.peerAuthentication.mode(for: workload)
+            if mode.mode == .strict && !question.isMTLS { return nil }
+            metrics.recordDecision(allowed: false, nanoseconds: 0)
+            if logDecisions {
+                let decision = authentication.decide(question.checkRequest, result) { _ in loaded.engine.evaluate(question.checkRequest) }
+                logDecision(decision, question.checkRequest, via: "/ext_authz")
+            }
+            return Self.unauthenticated(status, host: input.host ?? "", target: input.target ?? "/")
+        case .passed:
+            let stripped = result.removedHeaders.map { Array($0.utf8) }
+            let strips = question.headers.contains { field in stripped.contains { asciiCaseInsensitiveEqual(field.name, $0) } }
+            if result.identity == nil && !strips { return nil }
+            let check = AuthenticatedCheck.applying(result, to: question.checkRequest)
+            let decision = timed({ loaded.engine.evaluate(check) }, allowed: \.allowed)
+            if logDecisions { logDecision(decision, check, via: "/ext_authz") }
+            var response = Self.gatewayAnswer(decision)
+            if decision.allowed {
+                for (name, value) in result.upstreamHeaders { response.headers.append((name, headerSafe(value, limit: 8192))) }
+                // Envoy's ext_authz removes these from the upstream request, as jwt_authn would have.
+                if !result.removedHeaders.isEmpty {
+                    response.headers.append(("x-envoy-auth-headers-to-remove", result.removedHeaders.joined(separator: ",")))
+                }
+            }
+            return response
+        }
+    }
+
+    /// Envoy's jwt_authn rejection: 401 (403 for an audience), `www-authenticate`, the status text as body.
+    static func unauthenticated(_ status: JWTStatus, host: String, target: String) -> HTTPResponse {
+        let headers: [(String, String)] = [
+            ("Content-Type", "text/plain"),
+            ("www-authenticate", headerSafe("Bearer realm=\"http://\(host)\(target)\", error=\"invalid_token\"", limit: 8192)),
+            ("x-meshauthz-decision", "DENY"),
+            ("x-meshauthz-reason", headerSafe("request authentication failed: " + status.message)),
+        ]
+        return HTTPResponse(status: status.httpStatus, headers: headers, body: Array(status.message.utf8))
+    }
+}
+
+/// Header names compared as HTTP does (ASCII case-insensitively).
+func asciiCaseInsensitiveEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    for i in 0..<a.count {
+        var x = a[i], y = b[i]
+        if x &- 65 < 26 { x |= 0x20 }
+        if y &- 65 < 26 { y |= 0x20 }
+        if x != y { return false }
+    }
+    return true
+}

@@ -1,0 +1,61 @@
+import MeshAuthz
+import MicroHTTPD
+
+/// Verified tokens of one policy set (keys included), by token text: a user's repeated requests skip the
+/// signature check (RSA verification is the costly part). Bounded; an entry is dropped once its `exp` has
+/// passed (plus the 60 s skew), and when the cache is full the oldest entries go first. A new policy set or
+/// a changed remote key set starts a new cache, so a removed key never vouches for a cached token.
+public final class TokenCache: VerifiedTokenCache, Sendable {
+    struct Entry {
+        let jwt: JWT
+        let dropAfter: Int64
+        let sequence: UInt64
+    }
+
+    struct State {
+        var entries: [String: Entry] = [:]
+        var sequence: UInt64 = 0
+    }
+
+    private let state = Locked(State())
+    public let capacity: Int
+    private let clock: @Sendable () -> Int64
+
+    public init(capacity: Int = 10_000, clock: @escaping @Sendable () -> Int64 = { Int64(WallTime.now().seconds) }) {
+        self.capacity = max(1, capacity)
+        self.clock = clock
+    }
+
+    public func lookup(token: String) -> JWT? {
+        let now = clock()
+        return state.withLock { state -> JWT? in
+            guard let entry = state.entries[token] else { return nil }
+            if now > entry.dropAfter {
+                state.entries[token] = nil
+                return nil
+            }
+            return entry.jwt
+        }
+    }
+
+    public func insert(token: String, _ jwt: JWT) {
+        let now = clock()
+        // No `exp`: kept for an hour at most (Envoy's jwt_cache keeps such tokens too, bounded by size).
+        let dropAfter = jwt.expires != 0 ? jwt.expires + 60 : now + 3600
+        guard dropAfter >= now else { return }
+        state.withLock { state in
+            if state.entries.count >= capacity && state.entries[token] == nil {
+                // Expired entries first; then the oldest tenth, so eviction is not paid on every insert.
+                state.entries = state.entries.filter { $0.value.dropAfter >= now }
+                if state.entries.count >= capacity {
+                    let oldest = state.entries.sorted { $0.value.sequence < $1.value.sequence }.prefix(max(1, capacity / 10))
+                    for (key, _) in oldest { state.entries[key] = nil }
+                }
+            }
+            state.sequence += 1
+            state.entries[token] = Entry(jwt: jwt, dropAfter: dropAfter, sequence: state.sequence)
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+}
