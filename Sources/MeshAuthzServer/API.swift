@@ -42,6 +42,8 @@ public final class API: Sendable {
     public let trust: ForwardedTrust
     /// Key sets fetched from `jwksUri`s.
     public let keySets: RemoteKeySets
+    /// Told when a token names a key its `jwksUri` set lacks (nil: nothing fetches, as in tests of the API alone).
+    public let fetcher: JWKSFetcher?
     let logger: Logger
     let logDecisions: Bool
     /// The configured destination as the bytes the gateway path reads.
@@ -50,8 +52,9 @@ public final class API: Sendable {
 
     public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
                 trust: ForwardedTrust = ForwardedTrust(), keySets: RemoteKeySets = RemoteKeySets(),
-                logger: Logger, logDecisions: Bool = false) {
+                fetcher: JWKSFetcher? = nil, logger: Logger, logDecisions: Bool = false) {
         self.keySets = keySets
+        self.fetcher = fetcher
         self.store = store
         self.metrics = metrics
         self.reading = reading
@@ -107,7 +110,7 @@ public final class API: Sendable {
             return (.readyz, onlyGET(request) ?? readyz())
         case "/metrics":
             if let refused = onlyGET(request) { return (.metrics, refused) }
-            let text = metrics.render(state: store.current)
+            let text = metrics.render(state: store.current, keySets: keySets)
             return (.metrics, HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                            body: text))
         case "/v1/policies":
@@ -227,6 +230,7 @@ public final class API: Sendable {
     /// Counts a request's token validations, and a decision authentication made without the engine.
     func recordAuthentication(_ result: AuthenticationResult, _ decision: Decision) {
         if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
+        for uri in result.staleKeySets { fetcher?.refreshSoon(uri) }
         if decision.stage == .requestAuthentication { metrics.recordDecision(allowed: false, nanoseconds: 0) }
     }
 
@@ -292,8 +296,34 @@ public final class API: Sendable {
         w.number(loaded.generation)
         w.key("lastReloadError")
         if let error = state.lastError { error.writeJSON(into: &w) } else { w.null() }
+        w.key("requestAuthentications")
+        w.number(loaded.policySet.requestAuthentications.count)
+        writeKeySets(loaded.policySet, into: &w)
         w.endObject()
         return HTTPResponse.json(bytes: w.bytes)
+    }
+
+    /// `"jwks": [...]`, one entry per `jwksUri` of the set: its issuers and whether its keys are loaded.
+    func writeKeySets(_ set: PolicySet, into w: inout JSONWriter) {
+        var issuers: [String: [String]] = [:]
+        for ra in set.requestAuthentications {
+            for rule in ra.jwtRules { if let uri = rule.remoteURI { issuers[uri, default: []].append(rule.issuer) } }
+        }
+        guard !issuers.isEmpty else { return }
+        let fetched = keySets.snapshot
+        w.key("jwks")
+        w.beginArray()
+        for uri in issuers.keys.sorted() {
+            let status = fetched[uri]
+            w.beginObject()
+            w.key("uri"); w.string(uri)
+            w.key("issuers"); w.beginArray(); for issuer in Set(issuers[uri]!).sorted() { w.string(issuer) }; w.endArray()
+            w.key("status"); w.string(status?.keys != nil ? (status?.lastError == nil ? "ok" : "stale") : (status?.lastError == nil ? "pending" : "failing"))
+            w.key("keys"); w.number(status?.keys?.keys.count ?? 0)
+            w.key("lastError"); w.optionalString(status?.lastError)
+            w.endObject()
+        }
+        w.endArray()
     }
 
     func policies() -> HTTPResponse {

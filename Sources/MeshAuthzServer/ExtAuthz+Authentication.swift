@@ -31,6 +31,7 @@ extension API {
         let result = authentication.authenticator.authenticate(
             input, rules: rules, now: Int64(WallTime.now().seconds), remoteKeys: keySets.keys(for:), cache: loaded.tokenCache)
         if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
+        for uri in result.staleKeySets { fetcher?.refreshSoon(uri) }
         switch result.verdict {
         case .notApplicable:
             return nil

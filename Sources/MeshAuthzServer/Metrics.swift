@@ -57,6 +57,8 @@ public final class Metrics: Sendable {
     /// Token validations by issuer and result. Issuers come from the policy set (bounded by it), results
     /// are `JWTStatus.metricLabel`s, `valid` or `cached`.
     private let validations = Locked<[String: [String: UInt64]]>([:])
+    private let jwksFetchSuccesses = Counter()
+    private let jwksFetchFailures = Counter()
 
     public init() {
         buckets = (0...Self.bucketBounds.count).map { _ in Counter() }
@@ -88,6 +90,10 @@ public final class Metrics: Sendable {
         }
     }
 
+    public func recordJWKSFetch(success: Bool) {
+        (success ? jwksFetchSuccesses : jwksFetchFailures).add()
+    }
+
     public func recordReload(success: Bool) {
         (success ? reloadSuccesses : reloadFailures).add()
     }
@@ -95,7 +101,7 @@ public final class Metrics: Sendable {
     // MARK: Exposition
 
     /// Prometheus text format 0.0.4.
-    public func render(state: PolicyState) -> String {
+    public func render(state: PolicyState, keySets: RemoteKeySets? = nil) -> String {
         var out = ""
         out.reserveCapacity(4096)
         out += "# HELP meshauthz_decisions_total Decisions made, by result.\n"
@@ -155,6 +161,23 @@ public final class Metrics: Sendable {
             for (result, count) in table[issuer]!.sorted(by: { $0.key < $1.key }) {
                 out += "meshauthz_jwt_validations_total{issuer=\"\(prometheusLabel(issuer))\",result=\"\(result)\"} \(count)\n"
             }
+        }
+        out += "# HELP meshauthz_jwks_fetches_total Fetches of jwksUri key sets, by result.\n"
+        out += "# TYPE meshauthz_jwks_fetches_total counter\n"
+        out += "meshauthz_jwks_fetches_total{result=\"success\"} \(jwksFetchSuccesses.value)\n"
+        out += "meshauthz_jwks_fetches_total{result=\"failure\"} \(jwksFetchFailures.value)\n"
+        out += "# HELP meshauthz_jwks_keys_loaded 1 when the issuer's jwksUri keys are loaded (0: its tokens fail), by issuer.\n"
+        out += "# TYPE meshauthz_jwks_keys_loaded gauge\n"
+        let fetched = keySets?.snapshot ?? [:]
+        var issuers: [String: Bool] = [:]
+        for ra in set?.requestAuthentications ?? [] {
+            for rule in ra.jwtRules {
+                guard let uri = rule.remoteURI else { continue }
+                issuers[rule.issuer] = (issuers[rule.issuer] ?? true) && fetched[uri]?.keys != nil
+            }
+        }
+        for (issuer, loaded) in issuers.sorted(by: { $0.key < $1.key }) {
+            out += "meshauthz_jwks_keys_loaded{issuer=\"\(prometheusLabel(issuer))\"} \(loaded ? 1 : 0)\n"
         }
         return out
     }

@@ -58,4 +58,6 @@ public final class TokenCache: VerifiedTokenCache, Sendable {
     }
 
     public var count: Int { state.withLock { $0.entries.count } }
+
+    public func clear() { state.withLock { $0.entries.removeAll() } }
 }

@@ -51,6 +51,21 @@ struct Serve: ParsableCommand {
         valueName: "seconds"))
     var reloadSettle: Double = 0.2
 
+    @Option(name: .long, help: ArgumentHelp(
+        "CA file (PEM) trusted for https jwksUri fetches instead of the system's trust store.", valueName: "file"))
+    var jwksCa: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds between fetches of each jwksUri key set.", valueName: "seconds"))
+    var jwksRefreshInterval: Double = 1200
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds before a failed jwksUri fetch is tried again.", valueName: "seconds"))
+    var jwksRetryInterval: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Least seconds between two fetches of a jwksUri asked for by tokens naming an unknown key.", valueName: "seconds"))
+    var jwksMinRefreshInterval: Double = 30
+
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
     var engine: EngineKind = .compiled
 
@@ -133,6 +148,10 @@ struct Serve: ParsableCommand {
             throw ValidationError("--tls-cert, --tls-key and --client-ca go together (mutual TLS)")
         }
         if let healthListen { _ = try parseListen(healthListen) }
+        for (flag, value) in [("--jwks-refresh-interval", jwksRefreshInterval), ("--jwks-retry-interval", jwksRetryInterval),
+                              ("--jwks-min-refresh-interval", jwksMinRefreshInterval)] where !(value >= 0.1 && value.isFinite) {
+            throw ValidationError("\(flag) must be at least 0.1 seconds")
+        }
     }
 
     func run() throws {
@@ -167,6 +186,11 @@ struct Serve: ParsableCommand {
         config.allowEmpty = loadOptions.allowEmpty
         config.reloadSettle = reloadSettle
         config.limits = loadOptions.limits
+        var jwks = JWKSFetcher.Settings(caFile: jwksCa)
+        jwks.refreshInterval = jwksRefreshInterval
+        jwks.retryInterval = jwksRetryInterval
+        jwks.minRefreshInterval = jwksMinRefreshInterval
+        config.jwks = jwks
         let code = Service.run(config, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }

@@ -40,4 +40,4 @@ def test_policies_dir_as_served(mesh_server, index):
 
 def test_readyz_of_the_example_mesh(mesh_server):
     ready = mesh_server.readyz()
-    assert ready["policies"] == 11 and ready["peerAuthentications"] == 2, ready
+    assert ready["policies"] == 12 and ready["peerAuthentications"] == 2 and ready["requestAuthentications"] == 1, ready

@@ -212,3 +212,23 @@ def test_a_bad_jwks_is_refused_with_its_line(start_server, tmp_path, binary):
     assert p.returncode == 2, p
     assert "ra.yaml:8:" in p.stderr and "spec.jwtRules[1].issuer: duplicate issuer" in p.stderr, p.stderr
     assert "ra.yaml:11:" in p.stderr and "spec.jwtRules[2].jwks" in p.stderr and "DSA" in p.stderr, p.stderr
+
+
+def test_cli_check_validates_tokens_too(tmp_path, binary):
+    issuer = Issuer("ES256")
+    d = tmp_path / "p"
+    d.mkdir()
+    docs = [request_authentication("jwt", NS, APP, [{"issuer": issuer.iss, "jwks": issuer.jwks()}]),
+            allow_policy("users", NS, APP, [{"from": [{"source": {"requestPrincipals": [f"{issuer.iss}/alice"]}}]}])]
+    (d / "policies.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    def check(token):
+        body = {"destination": DEST, "request": {"method": "GET", "path": "/", "headers": {"authorization": f"Bearer {token}"}}}
+        return harness.subprocess.run([binary, "check", "--policies", str(d)], input=json.dumps(body),
+                                      capture_output=True, text=True)
+
+    p = check(issuer.token({"sub": "alice"}))
+    assert p.returncode == 0 and json.loads(p.stdout)["requestPrincipal"] == f"{issuer.iss}/alice", p
+    p = check(issuer.token({"sub": "alice", "exp": 1000}))
+    answer = json.loads(p.stdout)
+    assert p.returncode == 1 and answer["stage"] == "request-authentication" and "Jwt is expired" in answer["reason"], p

@@ -13,6 +13,7 @@ struct AuthenticationRun {
     var payloads: [String: (JWT, JWTRule)] = [:]
     var upstreamHeaders: [(name: String, value: String)] = []
     var removedHeaders: [String] = []
+    var staleKeySets: [String] = []
     private var verified: [String: JWTStatus?] = [:]
     private var parsed: [String: Result<JWT, JWTStatus>] = [:]
 
@@ -102,9 +103,13 @@ struct AuthenticationRun {
             let keys: JWKS
             switch rule.keys {
             case .inline(let set): keys = set
-            case .remote(let uri): keys = remoteKeys(uri) ?? .placeholder
+            case .remote(let uri):
+                let fetched = remoteKeys(uri)
+                keys = fetched ?? .placeholder
+                if fetched == nil { staleKeySets.append(uri) }
             }
             status = jwt.verifySignature(with: keys)
+            if status == .kidAlgMismatch, let uri = rule.remoteURI, !staleKeySets.contains(uri) { staleKeySets.append(uri) }
             validations.append((rule.issuer, status?.metricLabel ?? "valid"))
             if status == nil { cache?.insert(token: token.token, jwt) }
         }

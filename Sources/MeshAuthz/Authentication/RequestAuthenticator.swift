@@ -40,9 +40,12 @@ public struct AuthenticationResult: Sendable {
     /// Headers the sidecar removes before the request goes on: verified tokens not forwarded, and the
     /// output headers a client might have sent itself.
     public var removedHeaders: [String]
+    /// `jwksUri`s whose keys lacked the one a token named (or never loaded): worth fetching again.
+    public var staleKeySets: [String]
 
     static let notApplicable = AuthenticationResult(verdict: .notApplicable, identity: nil, tokenFound: false,
-                                                    validations: [], upstreamHeaders: [], removedHeaders: [])
+                                                    validations: [], upstreamHeaders: [], removedHeaders: [],
+                                                    staleKeySets: [])
 }
 
 /// The sidecar's jwt_authn filter for one policy set: which RequestAuthentications apply to a workload
@@ -98,6 +101,7 @@ public struct RequestAuthenticator: Sendable {
         result.verdict = status.map(AuthenticationResult.Verdict.failed) ?? .passed
         result.tokenFound = run.tokenFound
         result.validations = run.validations
+        result.staleKeySets = run.staleKeySets
         var removed = run.removedHeaders
         for rule in rules {
             if let header = rule.outputPayloadToHeader { removed.append(header.lowercased()) }
