@@ -55,9 +55,12 @@ extension API {
             var response = Self.gatewayAnswer(decision)
             if decision.allowed {
                 for (name, value) in result.upstreamHeaders { response.headers.append((name, headerSafe(value, limit: 8192))) }
-                // Envoy's ext_authz removes these from the upstream request, as jwt_authn would have.
-                if !result.removedHeaders.isEmpty {
-                    response.headers.append(("x-envoy-auth-headers-to-remove", result.removedHeaders.joined(separator: ",")))
+                // Envoy's ext_authz removes these from the upstream request, as jwt_authn would have. Not the ones
+                // set just above: Envoy applies the removal after them, and a set header replaces the client's anyway.
+                let set = Set(result.upstreamHeaders.map(\.name))
+                let removed = result.removedHeaders.filter { !set.contains($0) }
+                if !removed.isEmpty {
+                    response.headers.append(("x-envoy-auth-headers-to-remove", removed.joined(separator: ",")))
                 }
             }
             return response

@@ -62,7 +62,7 @@ def gateway(s, path="/api", headers=None, method="GET"):
 
 def serve(start_server, tmp_path, rules, policies=None, args=()):
     d = tmp_path / "p"
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     docs = [request_authentication("jwt", NS, APP, rules)] + (policies or [
         allow_policy("users", NS, APP, [{"from": [{"source": {"requestPrincipals": ["*"]}}]}])])
     (d / "policies.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -112,11 +112,16 @@ def test_output_headers_on_allow(start_server, tmp_path):
     assert r.headers["x-tenant"] == "acme" and r.headers["x-admin"] == "true"
     assert json.loads(__import__("base64").urlsafe_b64decode(r.headers["x-jwt-payload"] + "==")) == {
         "iss": issuer.iss, "sub": "alice", "org": {"tenant": "acme"}, "admin": True}
-    # what the sidecar strips: the verified token (not forwarded) and every client-sent output header
-    assert set(r.headers["x-envoy-auth-headers-to-remove"].split(",")) == {"authorization", "x-admin", "x-jwt-payload", "x-tenant"}
-    # without a token, a client's own x-tenant is still stripped (and no identity: denied here)
+    # what the sidecar strips: the verified token (not forwarded); the output headers are set, replacing the client's
+    assert r.headers["x-envoy-auth-headers-to-remove"] == "authorization"
+    # without a token, a client's own x-tenant is stripped (and no identity: denied here)
     r = gateway(s, headers={"x-tenant": "acme"})
     assert r.status_code == 403 and "x-tenant" not in r.headers
+    open_policy = allow_policy("any", NS, APP, [{}])
+    s2, _ = serve(start_server, tmp_path / "open", rules, [open_policy])
+    r = gateway(s2, headers={"x-tenant": "acme"})
+    assert r.status_code == 200 and "x-tenant" not in r.headers, r.headers
+    assert set(r.headers["x-envoy-auth-headers-to-remove"].split(",")) == {"x-admin", "x-jwt-payload", "x-tenant"}
 
 
 def test_request_headers_conditions_see_the_claim_header_not_the_clients(start_server, tmp_path):
