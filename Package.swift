@@ -65,7 +65,9 @@ let package = Package(
         // Crypto: the tests sign their own tokens.
         .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz", .product(name: "Crypto", package: "swift-crypto")]),
         // In-process benchmark of the compiled matcher vs the reference evaluator (Benchmarks/run.sh).
-        .executableTarget(name: "MeshAuthzBench", dependencies: ["MeshAuthz"], path: "Benchmarks/MeshAuthzBench"),
+        .executableTarget(name: "MeshAuthzBench", dependencies: [
+            "MeshAuthz", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+        ], path: "Benchmarks/MeshAuthzBench"),
         // Fuzzing (Fuzz/README.md): the checks, shared by the fuzzers and the regression tests.
         .target(name: "MeshAuthzFuzzChecks", dependencies: ["MeshAuthz"], path: "Fuzz/Checks"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshAuthzFuzzChecks"]),

@@ -14,15 +14,20 @@ extension API {
     func authenticatedAnswer(_ question: GatewayRequest, _ loaded: LoadedPolicySet) -> HTTPResponse? {
         func text(_ bytes: UnsafeBufferPointer<UInt8>?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
         let authentication = loaded.authentication
-        let workload = CheckRequest.Workload(namespace: text(question.namespace),
-                                             labels: WorkloadLabels.dictionary(question.workload) ?? [:], port: question.port)
-        let rules = authentication.authenticator.rules(for: workload)
+        let plan = loaded.gatewayPlans.plan(namespace: question.namespace, workload: question.workload) { namespace in
+            let workload = CheckRequest.Workload(namespace: namespace, labels: WorkloadLabels.dictionary(question.workload) ?? [:])
+            let rules = authentication.authenticator.rules(for: workload)
+            return GatewayAuthenticationPlans.Plan(
+                rules: rules, workload: workload,
+                wanted: rules.isEmpty ? [] : authentication.authenticator.headerNames(for: rules).sorted().map { Array($0.utf8) },
+                strict: authentication.peerAuthentication.mode(for: workload).mode == .strict)
+        }
+        let rules = plan.rules
         guard !rules.isEmpty else { return nil }
         // Only the headers the extractor reads are copied out of the request.
-        let wanted = authentication.authenticator.headerNames(for: rules).map { Array($0.utf8) }
         var headers: [(name: String, value: String)] = []
         for field in question.headers {
-            for name in wanted where asciiCaseInsensitiveEqual(field.name, name) {
+            for name in plan.wanted where asciiCaseInsensitiveEqual(field.name, name) {
                 headers.append((String(decoding: name, as: UTF8.self), String(decoding: field.value, as: UTF8.self)))
             }
         }
@@ -37,8 +42,7 @@ extension API {
             return nil
         case .failed(let status):
             // STRICT mTLS refuses a plaintext connection before any filter runs: the fast path says so.
-            let mode = authentication.peerAuthentication.mode(for: workload)
-            if mode.mode == .strict && !question.isMTLS { return nil }
+            if plan.strict && !question.isMTLS { return nil }
             metrics.recordDecision(allowed: false, nanoseconds: 0)
             if logDecisions {
                 let decision = authentication.decide(question.checkRequest, result) { _ in loaded.engine.evaluate(question.checkRequest) }
@@ -89,4 +93,31 @@ func asciiCaseInsensitiveEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) ->
         if x != y { return false }
     }
     return true
+}
+
+/// Per policy set: what a gateway destination (namespace and `k=v` workload text, as the gateway sends them)
+/// needs for authentication, worked out once: the rules that apply, the headers they read, whether STRICT mTLS
+/// answers first. Bounded: past `capacity` destinations, plans are worked out per request and not kept.
+public final class GatewayAuthenticationPlans: Sendable {
+    public struct Plan: Sendable {
+        let rules: [JWTRule]
+        let workload: CheckRequest.Workload
+        let wanted: [[UInt8]]
+        let strict: Bool
+    }
+
+    private let plans = Locked<[String: Plan]>([:])
+    let capacity: Int
+
+    public init(capacity: Int = 4096) { self.capacity = capacity }
+
+    func plan(namespace: UnsafeBufferPointer<UInt8>?, workload: UnsafeBufferPointer<UInt8>,
+              make: (String?) -> Plan) -> Plan {
+        let ns = namespace.map { String(decoding: $0, as: UTF8.self) }
+        let key = (ns ?? "") + "\u{0}" + String(decoding: workload, as: UTF8.self) + (ns == nil ? "\u{0}" : "")
+        if let known = plans.withLock({ $0[key] }) { return known }
+        let made = make(ns)
+        plans.withLock { if $0.count < capacity { $0[key] = made } }
+        return made
+    }
 }

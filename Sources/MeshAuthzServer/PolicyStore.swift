@@ -17,6 +17,8 @@ public final class LoadedPolicySet: Sendable {
     public let authentication: AuthenticatedCheck
     /// Tokens verified under this set's keys.
     public let tokenCache: TokenCache
+    /// Gateway destinations' authentication plans under this set.
+    public let gatewayPlans = GatewayAuthenticationPlans()
 
     public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int) {
         self.engine = engine

@@ -14,8 +14,10 @@ struct AuthenticationRun {
     var upstreamHeaders: [(name: String, value: String)] = []
     var removedHeaders: [String] = []
     var staleKeySets: [String] = []
-    private var verified: [String: JWTStatus?] = [:]
-    private var parsed: [String: Result<JWT, JWTStatus>] = [:]
+    // Small memos, searched linearly (a request has a token or two): hashing a token costs more than comparing it.
+    private var verified: [(index: Int, token: String, status: JWTStatus?)] = []
+    private var parsed: [(token: String, result: Result<JWT, JWTStatus>)] = []
+    private var extracted: [(indices: [Int], tokens: [FoundToken])] = []
 
     init(rules: [JWTRule], input: AuthenticationInput, now: Int64, remoteKeys: @escaping (String) -> JWKS?,
          cache: (any VerifiedTokenCache)?) {
@@ -30,9 +32,9 @@ struct AuthenticationRun {
     mutating func evaluate(_ requirement: RequestAuthenticator.Requirement) -> JWTStatus? {
         switch requirement {
         case .provider(let index):
-            return authenticate(TokenExtractor([rules[index]]).extract(input), provider: index, allowMissing: false)
+            return authenticate(extract([index]), provider: index, allowMissing: false)
         case .allowMissing(let indices):
-            return authenticate(TokenExtractor(indices.map { rules[$0] }).extract(input), provider: nil, allowMissing: true)
+            return authenticate(extract(indices), provider: nil, allowMissing: true)
         case .any(let children):
             // The first child that holds settles it; otherwise the most telling failure (Envoy's
             // AnyVerifier prefers a real error over "issuer not configured", and that over "missing").
@@ -49,6 +51,15 @@ struct AuthenticationRun {
             }
             return nil
         }
+    }
+
+    /// The tokens in the places the rules `indices` read (one rule's verifier and "allow missing" over the
+    /// same rule read the same places: extracted once).
+    private mutating func extract(_ indices: [Int]) -> [FoundToken] {
+        if let done = extracted.first(where: { $0.indices == indices }) { return done.tokens }
+        let tokens = TokenExtractor(indices.map { rules[$0] }).extract(input)
+        extracted.append((indices, tokens))
+        return tokens
     }
 
     /// `AuthenticatorImpl::verify`: tokens from the last found to the first. Without `allowMissing`, the first
@@ -82,13 +93,12 @@ struct AuthenticationRun {
         guard let index = provider ?? rules.firstIndex(where: { $0.issuer == issuer }) else { return .unknownIssuer }
         let rule = rules[index]
         // The same token for the same provider (its own verifier, then "allow missing") is checked and counted once.
-        let key = "\(index)\u{0}\(token.token)"
-        if let done = verified[key] {
-            if done == nil { accept(jwt, rule, token) }
-            return done
+        if let done = verified.first(where: { $0.index == index && $0.token == token.token }) {
+            if done.status == nil { accept(jwt, rule, token) }
+            return done.status
         }
         let status = verify(jwt, rule, token, cached: cached != nil)
-        verified[key] = .some(status)
+        verified.append((index, token.token, status))
         if status == nil { accept(jwt, rule, token) }
         return status
     }
@@ -117,9 +127,9 @@ struct AuthenticationRun {
     }
 
     private mutating func parse(_ token: String) -> Result<JWT, JWTStatus> {
-        if let done = parsed[token] { return done }
+        if let done = parsed.first(where: { $0.token == token }) { return done.result }
         let result = JWT.parse(token)
-        parsed[token] = result
+        parsed.append((token, result))
         return result
     }
 
@@ -131,11 +141,13 @@ struct AuthenticationRun {
     /// `handleGoodJwt`: the payload for authorization, the output headers, the token removed unless forwarded.
     private mutating func accept(_ jwt: JWT, _ rule: JWTRule, _ token: FoundToken) {
         if payloads[rule.issuer] == nil { payloads[rule.issuer] = (jwt, rule) }
-        if let header = rule.outputPayloadToHeader {
-            upstreamHeaders.append((header.lowercased(), jwt.payloadBase64URL))
+        // Once per token and header, however many verifiers accepted the token.
+        func add(_ name: String, _ value: String) {
+            if !upstreamHeaders.contains(where: { $0.name == name && $0.value == value }) { upstreamHeaders.append((name, value)) }
         }
+        if let header = rule.outputPayloadToHeader { add(header.lowercased(), jwt.payloadBase64URL) }
         for output in rule.outputClaimToHeaders {
-            if let value = Self.claimText(jwt.payload, output.claim) { upstreamHeaders.append((output.header.lowercased(), value)) }
+            if let value = Self.claimText(jwt.payload, output.claim) { add(output.header.lowercased(), value) }
         }
         if !rule.forwardOriginalToken, case .header(let name) = token.place { removedHeaders.append(name) }
     }
