@@ -344,6 +344,17 @@ public final class API: Sendable {
                 w.key("dryRun"); w.bool(policy.dryRun)
                 w.endObject()
             }
+            for ra in set.requestAuthentications {
+                w.beginObject()
+                w.key("namespace"); w.string(ra.id.namespace)
+                w.key("name"); w.string(ra.id.name)
+                w.key("kind"); w.string("RequestAuthentication")
+                w.key("action"); w.null()
+                w.key("rules"); w.number(ra.jwtRules.count)
+                w.key("file"); w.string(ra.location.file)
+                w.key("dryRun"); w.bool(false)
+                w.endObject()
+            }
             for peer in set.peerAuthentications {
                 w.beginObject()
                 w.key("namespace"); w.string(peer.id.namespace)
