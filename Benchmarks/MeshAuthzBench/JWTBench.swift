@@ -109,9 +109,9 @@ enum JWTBench {
 
     /// Kept verified tokens, as the server's `TokenCache` (without its bound and lock: the hit path here).
     final class Cache: VerifiedTokenCache, @unchecked Sendable {
-        var entries: [String: JWT] = [:]
-        func lookup(token: String) -> JWT? { entries[token] }
-        func insert(token: String, _ jwt: JWT) { entries[token] = jwt }
+        var entries: [TokenKey: JWT] = [:]
+        func lookup(token: String) -> JWT? { entries[TokenKey(token)] }
+        func insert(token: String, _ jwt: JWT) { entries[TokenKey(token)] = jwt }
     }
 
     static func run(write directory: String?) {
@@ -154,6 +154,23 @@ enum JWTBench {
                 write(directory + "/without-token.lua", common + "\n")
             }
         }
+    }
+
+    /// `--jwt-profile N`: N cache hits of one RS256 token, nothing else (for perf).
+    static func profile(_ count: Int) {
+        let signer = signer("RS256")
+        let set = try! PolicyLoader.load([PolicyFile(name: "jwt.yaml", text: policies(signer))]).get()
+        let authenticator = RequestAuthenticator(set)
+        let rules = authenticator.rules(for: .init(namespace: "bench", labels: ["app": "api"]))
+        let input = AuthenticationInput(method: "GET", target: "/api", host: "api",
+                                        headers: [("authorization", "Bearer " + token(signer, sub: "u"))])
+        let cache = Cache()
+        var identified = 0
+        let t0 = nanos()
+        for _ in 0..<count {
+            if authenticator.authenticate(input, rules: rules, now: 2_000_000_000, cache: cache).identity != nil { identified += 1 }
+        }
+        print("\(Double(nanos() - t0) / Double(count) / 1000) µs per hit, \(identified) identified")
     }
 
     static func write(_ path: String, _ text: String) {

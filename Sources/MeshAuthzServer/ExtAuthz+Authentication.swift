@@ -18,7 +18,8 @@ extension API {
             let workload = CheckRequest.Workload(namespace: namespace, labels: WorkloadLabels.dictionary(question.workload) ?? [:])
             let rules = authentication.authenticator.rules(for: workload)
             return GatewayAuthenticationPlans.Plan(
-                rules: rules, workload: workload,
+                key: "", rules: rules, workload: workload,
+                readsParameters: rules.contains { !$0.paramLocations.isEmpty },
                 wanted: rules.isEmpty ? [] : authentication.authenticator.headerNames(for: rules).sorted().map { Array($0.utf8) },
                 strict: authentication.peerAuthentication.mode(for: workload).mode == .strict)
         }
@@ -33,8 +34,27 @@ extension API {
         }
         let input = AuthenticationInput(method: text(question.method), target: text(question.target),
                                         host: text(question.host), headers: headers)
-        let result = authentication.authenticator.authenticate(
-            input, rules: rules, now: Int64(WallTime.now().seconds), remoteKeys: keySets.keys(for:), cache: loaded.tokenCache)
+        let now = Int64(WallTime.now().seconds)
+        // The same destination, token-bearing headers (and query, when a rule reads parameters): the same result
+        // while the tokens are valid. Not for a preflight, whose result depends on more headers.
+        var key: TokenKey?
+        if !headers.isEmpty && input.method != "OPTIONS" {
+            var text = plan.key
+            for header in headers { text += "\u{0}" + header.name + "\u{0}" + header.value }
+            if plan.readsParameters, let target = input.target, target.utf8.contains(UInt8(ascii: "?")) { text += "\u{0}?" + target }
+            key = TokenKey(text)
+        }
+        var result: AuthenticationResult
+        if let key, let known = loaded.tokenCache.result(for: key, now: now) {
+            result = known
+            result.validations = known.validations.map { ($0.issuer, "cached") }
+        } else {
+            result = authentication.authenticator.authenticate(
+                input, rules: rules, now: now, remoteKeys: keySets.keys(for:), cache: loaded.tokenCache)
+            if let key, result.identity != nil, result.staleKeySets.isEmpty, case .passed = result.verdict {
+                loaded.tokenCache.keep(result, for: key)
+            }
+        }
         if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
         for uri in result.staleKeySets { fetcher?.refreshSoon(uri) }
         switch result.verdict {
@@ -53,7 +73,9 @@ extension API {
             let stripped = result.removedHeaders.map { Array($0.utf8) }
             let strips = question.headers.contains { field in stripped.contains { asciiCaseInsensitiveEqual(field.name, $0) } }
             if result.identity == nil && !strips { return nil }
-            let check = AuthenticatedCheck.applying(result, to: question.checkRequest)
+            // Only the headers policies read (plus the output headers added): the rest would be copied for nothing.
+            let check = AuthenticatedCheck.applying(result, to: question.checkRequest(
+                headersNamed: logDecisions ? nil : authentication.headerNamesRead))
             let decision = timed({ loaded.engine.evaluate(check) }, allowed: \.allowed)
             if logDecisions { logDecision(decision, check, via: "/ext_authz") }
             var response = Self.gatewayAnswer(decision)
@@ -100,8 +122,11 @@ func asciiCaseInsensitiveEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) ->
 /// answers first. Bounded: past `capacity` destinations, plans are worked out per request and not kept.
 public final class GatewayAuthenticationPlans: Sendable {
     public struct Plan: Sendable {
+        /// The destination as text, unique per plan (a prefix of the result cache's keys).
+        var key: String
         let rules: [JWTRule]
         let workload: CheckRequest.Workload
+        let readsParameters: Bool
         let wanted: [[UInt8]]
         let strict: Bool
     }
@@ -116,7 +141,8 @@ public final class GatewayAuthenticationPlans: Sendable {
         let ns = namespace.map { String(decoding: $0, as: UTF8.self) }
         let key = (ns ?? "") + "\u{0}" + String(decoding: workload, as: UTF8.self) + (ns == nil ? "\u{0}" : "")
         if let known = plans.withLock({ $0[key] }) { return known }
-        let made = make(ns)
+        var made = make(ns)
+        made.key = key
         plans.withLock { if $0.count < capacity { $0[key] = made } }
         return made
     }

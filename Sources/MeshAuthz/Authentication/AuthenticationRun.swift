@@ -14,6 +14,8 @@ struct AuthenticationRun {
     var upstreamHeaders: [(name: String, value: String)] = []
     var removedHeaders: [String] = []
     var staleKeySets: [String] = []
+    var validFrom: Int64 = .min
+    var validUntil: Int64 = .max
     // Small memos, searched linearly (a request has a token or two): hashing a token costs more than comparing it.
     private var verified: [(index: Int, token: String, status: JWTStatus?)] = []
     private var parsed: [(token: String, result: Result<JWT, JWTStatus>)] = []
@@ -141,6 +143,8 @@ struct AuthenticationRun {
     /// `handleGoodJwt`: the payload for authorization, the output headers, the token removed unless forwarded.
     private mutating func accept(_ jwt: JWT, _ rule: JWTRule, _ token: FoundToken) {
         if payloads[rule.issuer] == nil { payloads[rule.issuer] = (jwt, rule) }
+        validFrom = max(validFrom, jwt.notBefore - 60)
+        if jwt.expires != 0 { validUntil = min(validUntil, jwt.expires + 60) }
         // Once per token and header, however many verifiers accepted the token.
         func add(_ name: String, _ value: String) {
             if !upstreamHeaders.contains(where: { $0.name == name && $0.value == value }) { upstreamHeaders.append((name, value)) }

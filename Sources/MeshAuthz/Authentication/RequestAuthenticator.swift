@@ -42,6 +42,10 @@ public struct AuthenticationResult: Sendable {
     public var removedHeaders: [String]
     /// `jwksUri`s whose keys lacked the one a token named (or never loaded): worth fetching again.
     public var staleKeySets: [String]
+    /// The time window (Unix seconds, skew included) in which the same request gets the same result: from the
+    /// latest `nbf` to the earliest `exp` of the tokens accepted (`Int64.max` for no `exp`).
+    public var validFrom: Int64 = .min
+    public var validUntil: Int64 = .max
 
     static let notApplicable = AuthenticationResult(verdict: .notApplicable, identity: nil, tokenFound: false,
                                                     validations: [], upstreamHeaders: [], removedHeaders: [],
@@ -102,12 +106,16 @@ public struct RequestAuthenticator: Sendable {
         result.tokenFound = run.tokenFound
         result.validations = run.validations
         result.staleKeySets = run.staleKeySets
+        result.validFrom = run.validFrom
+        result.validUntil = run.validUntil
         var removed = run.removedHeaders
         for rule in rules {
             if let header = rule.outputPayloadToHeader { removed.append(header.lowercased()) }
             removed += rule.outputClaimToHeaders.map { $0.header.lowercased() }
         }
-        result.removedHeaders = Array(Set(removed)).sorted()
+        var unique: [String] = []
+        for name in removed where !unique.contains(name) { unique.append(name) }
+        result.removedHeaders = unique.count > 1 ? unique.sorted() : unique
         if status == nil, let first = run.payloads.keys.min() {
             let (jwt, rule) = run.payloads[first]!
             result.identity = VerifiedIdentity(issuer: rule.issuer, subject: jwt.subject,
@@ -132,13 +140,48 @@ public struct RequestAuthenticator: Sendable {
     }
 
     /// Envoy's `normalize_payload_in_metadata.space_delimited_claims` (top-level claims only).
+    static let alwaysSplit = ["scope", "permission"]
+
     static func splitting(_ payload: [String: JSONValue], _ extra: [String]) -> [String: JSONValue] {
         var claims = payload
-        for name in ["scope", "permission"] + extra {
-            if case .string(let text)? = claims[name] {
-                claims[name] = .array(text.split(separator: " ", omittingEmptySubsequences: true).map { .string(String($0)) })
-            }
+        for name in Self.alwaysSplit + extra {
+            // A string without a space matches as the one-element list Envoy makes of it: left as is. A string
+            // of spaces only stays a string in Envoy (no element was added): left as is too.
+            guard case .string(let text)? = claims[name], text.utf8.contains(UInt8(ascii: " ")) else { continue }
+            let words = text.split(separator: " ", omittingEmptySubsequences: true)
+            if !words.isEmpty { claims[name] = .array(words.map { .string(String($0)) }) }
         }
         return claims
     }
+}
+
+/// A token as a dictionary key: hashed 8 bytes at a time (a token is hundreds of bytes, and SipHash over all
+/// of them was a tenth of a cache hit), compared in full.
+public struct TokenKey: Hashable, Sendable {
+    public let text: String
+    let digest: UInt64
+
+    public init(_ text: String) {
+        self.text = text
+        var copy = text
+        digest = copy.withUTF8 { bytes -> UInt64 in
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
+            var i = 0
+            let raw = UnsafeRawBufferPointer(bytes)
+            while i + 8 <= bytes.count {
+                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i += 8
+            }
+            while i < bytes.count {
+                h = (h ^ UInt64(bytes[i])) &* 0x94D0_49BB_1331_11EB
+                i += 1
+            }
+            return h ^ (h >> 31)
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(digest) }
+
+    public static func == (a: TokenKey, b: TokenKey) -> Bool { a.digest == b.digest && a.text == b.text }
 }

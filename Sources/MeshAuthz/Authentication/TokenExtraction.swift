@@ -48,60 +48,92 @@ public struct AuthenticationInput: Sendable {
 }
 
 /// Envoy's `ExtractorImpl`: header locations (ordered by name + prefix), then query parameters, then cookies
-/// (each ordered by name), every place shared by the rules that name it.
+/// (each ordered by name), every place shared by the rules that name it. Small sorted arrays (a rule has a
+/// place or two), and the prefix is searched as bytes: this runs on every request with a token.
 struct TokenExtractor {
-    private var headerPlaces: [String: (name: String, prefix: String, issuers: Set<String>)] = [:]
-    private var paramPlaces: [String: Set<String>] = [:]
-    private var cookiePlaces: [String: Set<String>] = [:]
+    private var headerPlaces: [(key: String, name: String, prefix: String, issuers: Set<String>)] = []
+    private var paramPlaces: [(name: String, issuers: Set<String>)] = []
+    private var cookiePlaces: [(name: String, issuers: Set<String>)] = []
 
     init(_ rules: [JWTRule]) {
         for rule in rules {
             for location in rule.headerLocations {
                 let name = location.name.lowercased()
-                headerPlaces[name + location.prefix, default: (name, location.prefix, [])].issuers.insert(rule.issuer)
+                let key = name + location.prefix
+                if let i = headerPlaces.firstIndex(where: { $0.key == key }) {
+                    headerPlaces[i].issuers.insert(rule.issuer)
+                } else {
+                    headerPlaces.append((key, name, location.prefix, [rule.issuer]))
+                }
             }
-            for param in rule.paramLocations { paramPlaces[param, default: []].insert(rule.issuer) }
-            for cookie in rule.fromCookies { cookiePlaces[cookie, default: []].insert(rule.issuer) }
+            for param in rule.paramLocations {
+                if let i = paramPlaces.firstIndex(where: { $0.name == param }) { paramPlaces[i].issuers.insert(rule.issuer) }
+                else { paramPlaces.append((param, [rule.issuer])) }
+            }
+            for cookie in rule.fromCookies {
+                if let i = cookiePlaces.firstIndex(where: { $0.name == cookie }) { cookiePlaces[i].issuers.insert(rule.issuer) }
+                else { cookiePlaces.append((cookie, [rule.issuer])) }
+            }
         }
+        if headerPlaces.count > 1 { headerPlaces.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
+        if paramPlaces.count > 1 { paramPlaces.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) } }
+        if cookiePlaces.count > 1 { cookiePlaces.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) } }
     }
 
     /// Header names the extractor reads (so a gateway request copies only those).
     var headerNames: Set<String> {
-        var names = Set(headerPlaces.values.map(\.name))
+        var names = Set(headerPlaces.map(\.name))
         if !cookiePlaces.isEmpty { names.insert("cookie") }
         return names
     }
 
     func extract(_ input: AuthenticationInput) -> [FoundToken] {
         var tokens: [FoundToken] = []
-        for key in headerPlaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            let place = headerPlaces[key]!
-            for value in input.values(place.name) {
+        for place in headerPlaces {
+            for header in input.headers where header.name == place.name {
+                let value = AuthenticationInput.trimmed(header.value)
                 var token = Substring(value)
                 if !place.prefix.isEmpty {
-                    guard let range = value.range(of: place.prefix) else { continue }
-                    token = Self.jwtStart(value[range.upperBound...]) ?? Substring(value)
+                    guard let end = Self.endOfFirst(place.prefix, in: value) else { continue }
+                    token = Self.jwtStart(value[end...]) ?? Substring(value)
                 }
                 tokens.append(FoundToken(token: String(token), place: .header(place.name), issuers: place.issuers))
             }
         }
-        if !paramPlaces.isEmpty, let target = input.target {
+        if !paramPlaces.isEmpty, let target = input.target, target.utf8.contains(UInt8(ascii: "?")) {
             let params = Self.queryParameters(target)
-            for name in paramPlaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                if let value = params.first(where: { $0.name == name })?.value {
-                    tokens.append(FoundToken(token: value, place: .param(name), issuers: paramPlaces[name]!))
+            for place in paramPlaces {
+                if let value = params.first(where: { $0.name == place.name })?.value {
+                    tokens.append(FoundToken(token: value, place: .param(place.name), issuers: place.issuers))
                 }
             }
         }
         if !cookiePlaces.isEmpty {
             let cookies = Self.cookies(input.values("cookie"))
-            for name in cookiePlaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                if let value = cookies[name] {
-                    tokens.append(FoundToken(token: value, place: .cookie(name), issuers: cookiePlaces[name]!))
+            for place in cookiePlaces {
+                if let value = cookies[place.name] {
+                    tokens.append(FoundToken(token: value, place: .cookie(place.name), issuers: place.issuers))
                 }
             }
         }
         return tokens
+    }
+
+    /// Where the first occurrence of `prefix` in `value` ends (`std::string::find`, bytes compared as bytes).
+    static func endOfFirst(_ prefix: String, in value: String) -> String.Index? {
+        let p = Array(prefix.utf8)
+        let v = value.utf8
+        guard let first = p.first, v.count >= p.count else { return nil }
+        var i = v.startIndex
+        while i != v.endIndex {
+            if v[i] == first {
+                var j = i, k = 0
+                while k < p.count, j != v.endIndex, v[j] == p[k] { j = v.index(after: j); k += 1 }
+                if k == p.count { return j }
+            }
+            i = v.index(after: i)
+        }
+        return nil
     }
 
     /// `extractJWT`: from the first base64url character or dot after the prefix to the end of the value;
