@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // JWT signatures (RS*, PS*, ES*, EdDSA) are verified by swift-crypto (BoringSSL), never by our code.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // C interop lives here and in MicroHTTPD only.
@@ -41,7 +43,11 @@ let package = Package(
         .target(name: "MicroHTTPD", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
         .testTarget(name: "MicroHTTPDTests", dependencies: ["MicroHTTPD", "CGnuTLS"]),
         // The pure core: model, loading, validation, evaluators. No I/O.
-        .target(name: "MeshAuthz", dependencies: [.product(name: "Yams", package: "Yams")], exclude: ["Compiled/README.md"]),
+        .target(name: "MeshAuthz", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ], exclude: ["Compiled/README.md"]),
         .target(
             name: "MeshAuthzServer",
             dependencies: [
@@ -56,9 +62,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz"]),
+        // Crypto: the tests sign their own tokens.
+        .testTarget(name: "MeshAuthzTests", dependencies: ["MeshAuthz", .product(name: "Crypto", package: "swift-crypto")]),
         // In-process benchmark of the compiled matcher vs the reference evaluator (Benchmarks/run.sh).
-        .executableTarget(name: "MeshAuthzBench", dependencies: ["MeshAuthz"], path: "Benchmarks/MeshAuthzBench"),
+        .executableTarget(name: "MeshAuthzBench", dependencies: [
+            "MeshAuthz", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+        ], path: "Benchmarks/MeshAuthzBench"),
         // The HTTP binding vs the C libmicrohttpd baseline (Benchmarks/baseline-c/compare.sh).
         .executableTarget(name: "MicroHTTPDBench", dependencies: ["MicroHTTPD"], path: "Benchmarks/MicroHTTPDBench"),
         // Fuzzing (Fuzz/README.md): the checks, shared by the fuzzers and the regression tests.

@@ -153,6 +153,14 @@ while let argument = arguments.popFirst() {
     case "--pause": pauseSeconds = UInt32(arguments.popFirst() ?? "") ?? 0  // before measuring (callgrind_control -i on)
     case "--callgrind": callgrindDecisions = Int(arguments.popFirst() ?? "") ?? 0
     case "--threshold": compileOptions.indexThreshold = Int(arguments.popFirst() ?? "") ?? compileOptions.indexThreshold
+    case "--jwt-profile":
+        JWTBench.profile(Int(arguments.popFirst() ?? "") ?? 100_000)
+        exit(0)
+    case "--jwt":  // token validation per algorithm (JWTBench.swift), then exit
+        var directory: String? = nil
+        if arguments.first == "--jwt-write" { arguments.removeFirst(); directory = arguments.popFirst() }
+        JWTBench.run(write: directory)
+        exit(0)
     default:
         print("usage: MeshAuthzBench [--size N]... [--seconds S] [--write-policies DIR] [--write-wrk FILE]")
         exit(2)

@@ -43,6 +43,10 @@ public final class API: Sendable {
     public let metrics: Metrics
     public let reading: RequestReading
     public let trust: ForwardedTrust
+    /// Key sets fetched from `jwksUri`s.
+    public let keySets: RemoteKeySets
+    /// Told when a token names a key its `jwksUri` set lacks (nil: nothing fetches, as in tests of the API alone).
+    public let fetcher: JWKSFetcher?
     let logger: Logger
     /// `serve --decision-log`: nil for none.
     let decisionLog: DecisionLog?
@@ -53,9 +57,12 @@ public final class API: Sendable {
     private let defaultWorkloadBytes: ConstantBytes?
 
     public init(store: PolicyStore, metrics: Metrics, reading: RequestReading = RequestReading(),
-                trust: ForwardedTrust = ForwardedTrust(), logger: Logger, decisionLog: DecisionLog? = nil,
+                trust: ForwardedTrust = ForwardedTrust(), keySets: RemoteKeySets = RemoteKeySets(),
+                fetcher: JWKSFetcher? = nil, logger: Logger, decisionLog: DecisionLog? = nil,
                 explainEnabled: Bool = true) {
         self.explainEnabled = explainEnabled
+        self.keySets = keySets
+        self.fetcher = fetcher
         self.store = store
         self.metrics = metrics
         self.reading = reading
@@ -114,7 +121,7 @@ public final class API: Sendable {
             return (.readyz, onlyGET(request) ?? readyz())
         case "/metrics":
             if let refused = onlyGET(request) { return (.metrics, refused) }
-            let text = metrics.render(state: store.current)
+            let text = metrics.render(state: store.current, keySets: keySets)
             return (.metrics, HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                            body: text))
         case "/v1/policies":
@@ -204,18 +211,46 @@ public final class API: Sendable {
         } catch {
             return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
         }
-        let answers = store.withCurrent { state in
-            prepared.map { one in
-                let decision = decide(one.request, state)
+        let isBatch: Bool = if case .batch = body { true } else { false }
+        let now = Int64(WallTime.now().seconds)
+        let outcome: Result<[CheckAnswer], RequestError> = store.withCurrent { state in
+            var answers: [CheckAnswer] = []
+            answers.reserveCapacity(prepared.count)
+            for (position, one) in prepared.enumerated() {
+                guard let loaded = state.loaded else {
+                    answers.append(CheckAnswer(decision: decide(one.request, state), normalizedPath: one.normalizedPath))
+                    continue
+                }
+                let decision: Decision
+                let result: AuthenticationResult?
+                var decided = one.request
+                do throws(RequestError) {
+                    (decision, result) = try loaded.authentication.decide(
+                        one.request, now: now, element: isBatch ? position : nil, remoteKeys: keySets.keys(for:),
+                        cache: loaded.tokenCache) { request in
+                            decided = request
+                            return decide(request, state)
+                        }
+                } catch {
+                    return .failure(error)
+                }
+                if let result { recordAuthentication(result, decision) }
                 // Only "nothing applies" decisions can come from a destination nothing applies to.
-                let warnings = decision.stage == .noAllowPolicy
-                    ? state.loaded?.policySet.destinationWarnings(one.request.destination) ?? [] : []
-                // The trace comes from the reference evaluator, under the same set; the decision served stays
-                // the engine's. Computed only when asked: it is far slower than a decision.
-                let explanation = explain ? state.loaded.map { ReferenceEvaluator($0.policySet).explain(one.request) } : nil
-                return CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings,
-                                   explanation: explanation)
+                let warnings = decision.stage == .noAllowPolicy ? loaded.policySet.destinationWarnings(one.request.destination) : []
+                // The trace comes from the reference evaluator, under the same set, for the request as decided
+                // (its verified identity included); the decision served stays the engine's. Computed only when
+                // asked: it is far slower than a decision. A refused token has no authorization to explain.
+                let explanation = explain && decision.stage != .requestAuthentication
+                    ? ReferenceEvaluator(loaded.policySet).explain(decided) : nil
+                answers.append(CheckAnswer(decision: decision, normalizedPath: one.normalizedPath, warnings: warnings,
+                                           explanation: explanation, requestPrincipal: result?.identity?.requestPrincipal))
             }
+            return .success(answers)
+        }
+        let answers: [CheckAnswer]
+        switch outcome {
+        case .success(let all): answers = all
+        case .failure(let error): return HTTPResponse.json(bytes: error.jsonBytes, status: 400)
         }
         if let decisionLog {
             let requestID = request.header("x-request-id")
@@ -252,6 +287,13 @@ public final class API: Sendable {
             }
         }
         return .success(found ?? false)
+    }
+
+    /// Counts a request's token validations, and a decision authentication made without the engine.
+    func recordAuthentication(_ result: AuthenticationResult, _ decision: Decision) {
+        if !result.validations.isEmpty { metrics.recordValidations(result.validations) }
+        for uri in result.staleKeySets { fetcher?.refreshSoon(uri) }
+        if decision.stage == .requestAuthentication { metrics.recordDecision(.check, decision, nanoseconds: 0) }
     }
 
     /// Decides under `state`, timing the engine and counting the result.
@@ -332,8 +374,34 @@ public final class API: Sendable {
         w.number(loaded.generation)
         w.key("lastReloadError")
         if let error = state.lastError { error.writeJSON(into: &w) } else { w.null() }
+        w.key("requestAuthentications")
+        w.number(loaded.policySet.requestAuthentications.count)
+        writeKeySets(loaded.policySet, into: &w)
         w.endObject()
         return HTTPResponse.json(bytes: w.bytes)
+    }
+
+    /// `"jwks": [...]`, one entry per `jwksUri` of the set: its issuers and whether its keys are loaded.
+    func writeKeySets(_ set: PolicySet, into w: inout JSONWriter) {
+        var issuers: [String: [String]] = [:]
+        for ra in set.requestAuthentications {
+            for rule in ra.jwtRules { if let uri = rule.remoteURI { issuers[uri, default: []].append(rule.issuer) } }
+        }
+        guard !issuers.isEmpty else { return }
+        let fetched = keySets.snapshot
+        w.key("jwks")
+        w.beginArray()
+        for uri in issuers.keys.sorted() {
+            let status = fetched[uri]
+            w.beginObject()
+            w.key("uri"); w.string(uri)
+            w.key("issuers"); w.beginArray(); for issuer in Set(issuers[uri]!).sorted() { w.string(issuer) }; w.endArray()
+            w.key("status"); w.string(status?.keys != nil ? (status?.lastError == nil ? "ok" : "stale") : (status?.lastError == nil ? "pending" : "failing"))
+            w.key("keys"); w.number(status?.keys?.keys.count ?? 0)
+            w.key("lastError"); w.optionalString(status?.lastError)
+            w.endObject()
+        }
+        w.endArray()
     }
 
     func policies() -> HTTPResponse {
@@ -352,6 +420,17 @@ public final class API: Sendable {
                 w.key("rules"); w.number(policy.rules.count)
                 w.key("file"); w.string(policy.location.file)
                 w.key("dryRun"); w.bool(policy.dryRun)
+                w.endObject()
+            }
+            for ra in set.requestAuthentications {
+                w.beginObject()
+                w.key("namespace"); w.string(ra.id.namespace)
+                w.key("name"); w.string(ra.id.name)
+                w.key("kind"); w.string("RequestAuthentication")
+                w.key("action"); w.null()
+                w.key("rules"); w.number(ra.jwtRules.count)
+                w.key("file"); w.string(ra.location.file)
+                w.key("dryRun"); w.bool(false)
                 w.endObject()
             }
             for peer in set.peerAuthentications {

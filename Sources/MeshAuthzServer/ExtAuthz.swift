@@ -158,6 +158,10 @@ extension API {
                 if let decisionLog { log(decision, question, request, started: started, to: decisionLog) }
                 return Self.gatewayAnswer(decision)
             }
+            if !loaded.authentication.authenticator.isEmpty,
+               let response = authenticatedAnswer(question, loaded, request, started: started) {
+                return response
+            }
             let (decision, outcome) = timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
             // Built here only when this decision is logged; written by the log's own thread.
             if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
@@ -170,7 +174,7 @@ extension API {
         }
     }
 
-    private func log(_ decision: Decision, _ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
+    func log(_ decision: Decision, _ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
                      to decisionLog: DecisionLog) {
         decisionLog.enqueue(DecisionLogLine.build(
             endpoint: .extAuthz, requestID: request.header("x-request-id"), decision: decision,

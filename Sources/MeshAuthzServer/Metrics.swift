@@ -1,4 +1,5 @@
 import MeshAuthz
+import MicroHTTPD
 import Synchronization
 
 /// A monotonically increasing counter; `add` is one relaxed atomic add.
@@ -59,7 +60,7 @@ public final class Metrics: Sendable {
 
     /// Every stage, in the order of the decision counters.
     static let stages: [Decision.Stage] = [.peerAuthentication, .custom, .denyPolicy, .allowPolicy, .noAllowPolicy,
-                                           .defaultDeny, .notReady]
+                                           .defaultDeny, .notReady, .requestAuthentication]
 
     @inline(__always)
     static func stageIndex(_ stage: Decision.Stage) -> Int {
@@ -71,6 +72,7 @@ public final class Metrics: Sendable {
         case .noAllowPolicy: return 4
         case .defaultDeny: return 5
         case .notReady: return 6
+        case .requestAuthentication: return 7
         }
     }
 
@@ -89,6 +91,11 @@ public final class Metrics: Sendable {
     private let httpRequests: [Counter]
     private let reloadSuccesses = Counter()
     private let reloadFailures = Counter()
+    /// Token validations by issuer and result. Issuers come from the policy set (bounded by it), results
+    /// are `JWTStatus.metricLabel`s, `valid` or `cached`.
+    private let validations = Locked<[String: [String: UInt64]]>([:])
+    private let jwksFetchSuccesses = Counter()
+    private let jwksFetchFailures = Counter()
 
     /// Upper bounds (seconds) of the HTTP request duration buckets: 10 µs to 1 s.
     public static let requestBucketBounds: [Double] = [
@@ -132,6 +139,16 @@ public final class Metrics: Sendable {
         requestBuckets[endpoint.rawValue * (bounds.count + 1) + index].add()
     }
 
+    public func recordValidations(_ list: [(issuer: String, result: String)]) {
+        validations.withLock { table in
+            for (issuer, result) in list { table[issuer, default: [:]][result, default: 0] += 1 }
+        }
+    }
+
+    public func recordJWKSFetch(success: Bool) {
+        (success ? jwksFetchSuccesses : jwksFetchFailures).add()
+    }
+
     public func recordReload(success: Bool) {
         (success ? reloadSuccesses : reloadFailures).add()
     }
@@ -139,7 +156,7 @@ public final class Metrics: Sendable {
     // MARK: Exposition
 
     /// Prometheus text format 0.0.4.
-    public func render(state: PolicyState) -> String {
+    public func render(state: PolicyState, keySets: RemoteKeySets? = nil) -> String {
         var out = ""
         out.reserveCapacity(4096)
         out += "# HELP meshauthz_decisions_total Decisions made, by entry point, deciding stage and result.\n"
@@ -173,6 +190,7 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policies_loaded gauge\n"
         out += "meshauthz_policies_loaded{kind=\"AuthorizationPolicy\"} \(set?.authorizationPolicies.count ?? 0)\n"
         out += "meshauthz_policies_loaded{kind=\"PeerAuthentication\"} \(set?.peerAuthentications.count ?? 0)\n"
+        out += "meshauthz_policies_loaded{kind=\"RequestAuthentication\"} \(set?.requestAuthentications.count ?? 0)\n"
 
         out += "# HELP meshauthz_other_resources Resources of other kinds in the set in force (never used in decisions), by kind.\n"
         out += "# TYPE meshauthz_other_resources gauge\n"
@@ -199,6 +217,32 @@ public final class Metrics: Sendable {
         out += "# TYPE meshauthz_policy_reloads_total counter\n"
         out += "meshauthz_policy_reloads_total{result=\"success\"} \(reloadSuccesses.value)\n"
         out += "meshauthz_policy_reloads_total{result=\"failure\"} \(reloadFailures.value)\n"
+
+        out += "# HELP meshauthz_jwt_validations_total Tokens checked under a RequestAuthentication, by issuer and result (cached: verified earlier).\n"
+        out += "# TYPE meshauthz_jwt_validations_total counter\n"
+        let table = validations.withLock { $0 }
+        for issuer in table.keys.sorted() {
+            for (result, count) in table[issuer]!.sorted(by: { $0.key < $1.key }) {
+                out += "meshauthz_jwt_validations_total{issuer=\"\(prometheusLabel(issuer))\",result=\"\(result)\"} \(count)\n"
+            }
+        }
+        out += "# HELP meshauthz_jwks_fetches_total Fetches of jwksUri key sets, by result.\n"
+        out += "# TYPE meshauthz_jwks_fetches_total counter\n"
+        out += "meshauthz_jwks_fetches_total{result=\"success\"} \(jwksFetchSuccesses.value)\n"
+        out += "meshauthz_jwks_fetches_total{result=\"failure\"} \(jwksFetchFailures.value)\n"
+        out += "# HELP meshauthz_jwks_keys_loaded 1 when the issuer's jwksUri keys are loaded (0: its tokens fail), by issuer.\n"
+        out += "# TYPE meshauthz_jwks_keys_loaded gauge\n"
+        let fetched = keySets?.snapshot ?? [:]
+        var issuers: [String: Bool] = [:]
+        for ra in set?.requestAuthentications ?? [] {
+            for rule in ra.jwtRules {
+                guard let uri = rule.remoteURI else { continue }
+                issuers[rule.issuer] = (issuers[rule.issuer] ?? true) && fetched[uri]?.keys != nil
+            }
+        }
+        for (issuer, loaded) in issuers.sorted(by: { $0.key < $1.key }) {
+            out += "meshauthz_jwks_keys_loaded{issuer=\"\(prometheusLabel(issuer))\"} \(loaded ? 1 : 0)\n"
+        }
 
         out += "# HELP meshauthz_http_request_duration_seconds Time from a request's handler call to its answer, by endpoint.\n"
         out += "# TYPE meshauthz_http_request_duration_seconds histogram\n"

@@ -13,6 +13,12 @@ public final class LoadedPolicySet: Sendable {
     public let fileCount: Int
     /// The gateway answers of this set, one per `engine.outcomeCount`, built as they are first needed.
     public let answers: ResponseCache
+    /// The set's RequestAuthentications (jwt_authn) in front of the engine.
+    public let authentication: AuthenticatedCheck
+    /// Tokens verified under this set's keys.
+    public let tokenCache: TokenCache
+    /// Gateway destinations' authentication plans under this set.
+    public let gatewayPlans = GatewayAuthenticationPlans()
 
     public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int) {
         self.engine = engine
@@ -21,6 +27,8 @@ public final class LoadedPolicySet: Sendable {
         self.loadedAt = loadedAt
         self.fileCount = fileCount
         self.answers = ResponseCache(capacity: engine.outcomeCount)
+        self.authentication = AuthenticatedCheck(policySet)
+        self.tokenCache = TokenCache()
     }
 }
 

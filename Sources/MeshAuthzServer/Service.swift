@@ -55,6 +55,8 @@ public struct ServeConfiguration: Sendable {
     /// Seconds the policy files must be still before a change is loaded.
     public var reloadSettle = 0.2
     public var limits = LoadLimits()
+    /// How `jwksUri` key sets are fetched.
+    public var jwks = JWKSFetcher.Settings()
 
     public init(policyDirectory: String, host: String, port: UInt16, mesh: MeshOptions, reading: RequestReading,
                 engine: EngineKind = .compiled, reloadInterval: Double = 1, logDecisions: Bool = false,
@@ -132,8 +134,14 @@ public enum Service {
                                 allowEmpty: config.allowEmpty, settleSeconds: config.reloadSettle)
         reloader.initialLoad()
 
-        let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, logger: logger,
-                      decisionLog: decisionLog, explainEnabled: config.explain)
+        // jwksUri keys: fetched once before listening (bounded by each rule's timeout), then kept fresh.
+        let keySets = RemoteKeySets()
+        let fetcher = JWKSFetcher(keySets: keySets, store: store, metrics: metrics, settings: config.jwks, logger: logger)
+        fetcher.fetchDue()
+        fetcher.start()
+        defer { fetcher.stop() }
+        let api = API(store: store, metrics: metrics, reading: config.reading, trust: config.trust, keySets: keySets,
+                      fetcher: fetcher, logger: logger, decisionLog: decisionLog, explainEnabled: config.explain)
         let serverLogger = logger
         let httpConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, connectionTimeoutSeconds: config.connectionTimeoutSeconds,

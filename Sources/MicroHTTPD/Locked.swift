@@ -15,11 +15,11 @@ import Darwin
 /// so `make sanitize` checks what this guards instead of needing a suppression that would hide real races in
 /// our own frames. None of these locks is on the per-request path. When `Mutex` is visible to the sanitizer,
 /// replacing this type with it is a one-line change per use.
-final class Locked<Value>: @unchecked Sendable {  // `value` is only touched with `mutex` held
+public final class Locked<Value>: @unchecked Sendable {  // `value` is only touched with `mutex` held
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
-    init(_ value: Value) {
+    public init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -31,7 +31,7 @@ final class Locked<Value>: @unchecked Sendable {  // `value` is only touched wit
         mutex.deallocate()
     }
 
-    func withLock<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result {
+    public func withLock<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)

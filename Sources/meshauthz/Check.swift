@@ -58,19 +58,27 @@ struct Check: ParsableCommand {
         }
         var answers: [CheckAnswer] = []
         let evaluator = engine.makeEngine(set)
+        // Tokens in the request are validated as the server does (inline keys only: `check` fetches nothing,
+        // so a jwksUri issuer's tokens fail here).
+        let authentication = AuthenticatedCheck(set)
+        let now = Int64(WallTime.now().seconds)
         for (position, one) in requests.enumerated() {
             let prepared: (request: CheckRequest, normalizedPath: String?)
+            let decision: Decision
+            let result: AuthenticationResult?
             do {
                 let element: Int? = if case .batch = body { position } else { nil }
                 prepared = try one.normalizingPath(normalization.pathNormalization, element: element)
+                (decision, result) = try authentication.decide(prepared.request, now: now, element: element,
+                                                               evaluate: evaluator.evaluate)
             } catch {
                 printError("meshauthz check: bad request: \(error.description)")
                 throw ExitCode(2)
             }
-            let decision = evaluator.evaluate(prepared.request)
             let warnings = decision.stage == .noAllowPolicy ? set.destinationWarnings(prepared.request.destination) : []
             for warning in warnings { printError("meshauthz check: warning: \(warning)") }
-            answers.append(CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath, warnings: warnings))
+            answers.append(CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath, warnings: warnings,
+                                       requestPrincipal: result?.identity?.requestPrincipal))
         }
         let allowed = answers.allSatisfy(\.decision.allowed)
         var output: [UInt8]

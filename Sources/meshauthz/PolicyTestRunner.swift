@@ -111,15 +111,30 @@ struct PolicyTestRunner {
         case .failure(let failure): return done(failure.errors)
         }
         var results: [CheckResult] = []
+        // Tokens in a check's request are validated as the server does (inline keys only: nothing is fetched).
+        let authentication = AuthenticatedCheck(set)
+        let now = Int64(WallTime.now().seconds)
         for check in test.checks {
             guard let prepared = try? check.request.normalizingPath(normalization) else {
                 return done([PolicyError(.invalidValue, at: check.location, field: "checks[\(check.index)].request.path",
                                          "not a path Envoy would accept (origin form starting with /, no control or non-ASCII bytes, no %00)")])
             }
-            let decision = decider.evaluate(prepared.request)
+            var decided = prepared.request
+            let decision: Decision
+            do {
+                (decision, _) = try authentication.decide(prepared.request, now: now, element: nil) { request in
+                    decided = request
+                    return decider.evaluate(request)
+                }
+            } catch {
+                return done([PolicyError(.invalidValue, at: check.location, field: "checks[\(check.index)]\(error.field.map { "." + $0 } ?? "")",
+                                         error.message)])
+            }
             let failures = check.failures(decision)
-            // A failure is explained (the reference evaluator's trace); a pass costs no more than the decision.
-            let explanation = failures.isEmpty ? nil : ReferenceEvaluator(set).explain(prepared.request)
+            // A failure is explained (the reference evaluator's trace of the request as decided, its verified
+            // identity included); a pass costs no more than the decision.
+            let explanation = failures.isEmpty || decision.stage == .requestAuthentication
+                ? nil : ReferenceEvaluator(set).explain(decided)
             results.append(CheckResult(check: check, answer: CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath,
                                                                          explanation: explanation),
                                        failures: failures))

@@ -73,6 +73,21 @@ struct Serve: ParsableCommand {
         valueName: "seconds"))
     var reloadSettle: Double = 0.2
 
+    @Option(name: .long, help: ArgumentHelp(
+        "CA file (PEM) trusted for https jwksUri fetches instead of the system's trust store.", valueName: "file"))
+    var jwksCa: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds between fetches of each jwksUri key set.", valueName: "seconds"))
+    var jwksRefreshInterval: Double = 1200
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds before a failed jwksUri fetch is tried again.", valueName: "seconds"))
+    var jwksRetryInterval: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Least seconds between two fetches of a jwksUri asked for by tokens naming an unknown key.", valueName: "seconds"))
+    var jwksMinRefreshInterval: Double = 30
+
     @Option(name: .long, help: ArgumentHelp("Decision engine: reference or compiled.", valueName: "engine"))
     var engine: EngineKind = .compiled
 
@@ -160,6 +175,10 @@ struct Serve: ParsableCommand {
         }
         if decisionLogFile?.isEmpty == true { throw ValidationError("--decision-log-file must not be empty") }
         guard (1...10_000_000).contains(decisionLogQueue) else { throw ValidationError("--decision-log-queue must be between 1 and 10000000") }
+        for (flag, value) in [("--jwks-refresh-interval", jwksRefreshInterval), ("--jwks-retry-interval", jwksRetryInterval),
+                              ("--jwks-min-refresh-interval", jwksMinRefreshInterval)] where !(value >= 0.1 && value.isFinite) {
+            throw ValidationError("\(flag) must be at least 0.1 seconds")
+        }
     }
 
     func run() throws {
@@ -199,6 +218,11 @@ struct Serve: ParsableCommand {
         config.explain = !noExplain
         config.reloadSettle = reloadSettle
         config.limits = loadOptions.limits
+        var jwks = JWKSFetcher.Settings(caFile: jwksCa)
+        jwks.refreshInterval = jwksRefreshInterval
+        jwks.retryInterval = jwksRetryInterval
+        jwks.minRefreshInterval = jwksMinRefreshInterval
+        config.jwks = jwks
         let code = Service.run(config, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }

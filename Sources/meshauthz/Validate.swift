@@ -25,7 +25,8 @@ struct Validate: ParsableCommand {
             let others = set.otherResourceCounts.map { "\($0.kind): \($0.count)" }.joined(separator: ", ")
             writeStandardOutput(Array("""
                 \(directory): valid: \(set.authorizationPolicies.count) AuthorizationPolicies, \
-                \(set.peerAuthentications.count) PeerAuthentications, \(set.otherResources.count) other resources\
+                \(set.peerAuthentications.count) PeerAuthentications, \(set.requestAuthentications.count) RequestAuthentications, \
+                \(set.otherResources.count) other resources\
                 \(others.isEmpty ? "" : " (\(others))") in \(fileCount) files
 
                 """.utf8))

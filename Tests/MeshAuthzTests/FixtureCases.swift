@@ -7,6 +7,8 @@ struct FixtureCase: CustomStringConvertible {
     struct Check {
         let request: CheckRequest
         let expectAllowed: Bool
+        /// `expect: UNAUTHENTICATED` (jwt-oracle): Envoy's jwt_authn 401, a DENY at stage request-authentication.
+        let expectUnauthenticated: Bool
         let why: String
         /// The optional `expect*` keys (`expectStage`, `expectPolicy`, ...) as text, as the e2e harness reads them;
         /// `expectReasonContains` and `expectDryRun` as lists.
@@ -18,6 +20,9 @@ struct FixtureCase: CustomStringConvertible {
         func mismatches(_ decision: Decision) -> [String] {
             var problems: [String] = []
             if decision.allowed != expectAllowed { problems.append("decision \(decision.allowed ? "ALLOW" : "DENY")") }
+            if expectUnauthenticated && decision.stage != .requestAuthentication {
+                problems.append("stage \(decision.stage.rawValue), not request-authentication")
+            }
             let actual: [String: String?] = [
                 "expectStage": decision.stage.rawValue,
                 "expectPolicy": decision.rule.map { "\($0.policy.namespace)/\($0.policy.name)" },
@@ -88,13 +93,13 @@ struct FixtureCase: CustomStringConvertible {
         checks = try (root["checks"] as? [[String: Any]] ?? []).enumerated().map { index, check in
             let unknown = Set(check.keys).subtracting(FixtureCase.checkKeys)
             guard unknown.isEmpty else { throw InvalidCheck(description: "\(file) check \(index): unknown keys \(unknown.sorted())") }
-            guard let expect = check["expect"] as? String, expect == "ALLOW" || expect == "DENY" else {
-                throw InvalidCheck(description: "\(file) check \(index): expect must be ALLOW or DENY")
+            guard let expect = check["expect"] as? String, ["ALLOW", "DENY", "UNAUTHENTICATED"].contains(expect) else {
+                throw InvalidCheck(description: "\(file) check \(index): expect must be ALLOW, DENY or UNAUTHENTICATED")
             }
             // Judged as /v1/check judges it: on the path the sidecar sees (Istio's default BASE normalization).
             let request = try FixtureCase.request(check).normalizingPath(.base).request
             let scalars = ["expectStage", "expectPolicy", "expectRule", "expectRuleId", "expectMtlsMode"]
-            return Check(request: request, expectAllowed: expect == "ALLOW", why: check["why"] as? String ?? "",
+            return Check(request: request, expectAllowed: expect == "ALLOW", expectUnauthenticated: expect == "UNAUTHENTICATED", why: check["why"] as? String ?? "",
                          expectations: check.filter { scalars.contains($0.key) }.mapValues { "\($0)" },
                          reasonContains: check["expectReasonContains"] as? [String] ?? [],
                          dryRun: (check["expectDryRun"] as? [[String: Any]] ?? []).map { $0.mapValues { "\($0)" } })

@@ -18,10 +18,13 @@ import MeshAuthz
             return
         }
         let reference = ReferenceEvaluator(set)
+        // Tokens are validated as the runner does (jwt-oracle's UNAUTHENTICATED checks).
+        let authentication = AuthenticatedCheck(set)
+        let now = Int64(Date.now.timeIntervalSince1970)
         for (check, expected) in zip(parsed.checks, fixture.checks) {
             let request = try check.request.normalizingPath(.base).request
             #expect(request == expected.request, "\(fixture.file) \(check.displayName)")
-            let decision = reference.evaluate(request)
+            let decision = try authentication.decide(request, now: now, evaluate: reference.evaluate).0
             #expect(check.failures(decision).isEmpty == expected.mismatches(decision).isEmpty)
             #expect(check.failures(decision).isEmpty, "\(fixture.file) \(check.displayName): \(check.failures(decision))")
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MeshAuthz
 
@@ -16,8 +17,10 @@ import MeshAuthz
     func caseMatchesExpectations(_ fixture: FixtureCase) throws {
         let set = try PolicyLoader.load(fixture.policyFiles).get()
         let evaluator = ReferenceEvaluator(set)
+        let authentication = AuthenticatedCheck(set)
+        let now = Int64(Date.now.timeIntervalSince1970)
         for (index, check) in fixture.checks.enumerated() {
-            let decision = evaluator.evaluate(check.request)
+            let decision = try authentication.decide(check.request, now: now, evaluate: evaluator.evaluate).0
             #expect(check.mismatches(decision).isEmpty,
                     "check \(index) (\(check.why)): \(check.mismatches(decision)): \(decision.reason)")
         }

@@ -81,7 +81,6 @@ import Testing
         KindCase(apiVersion: "securty.istio.io/v1", kind: "Whatever", code: .wrongAPIGroup, field: "apiVersion", meant: "security.istio.io"),
         KindCase(apiVersion: "v1", kind: "ConfigMap", code: nil, field: "", meant: ""),
         KindCase(apiVersion: "networking.istio.io/v1", kind: "DestinationRule", code: nil, field: "", meant: ""),
-        KindCase(apiVersion: "security.istio.io/v1", kind: "RequestAuthentication", code: nil, field: "", meant: ""),
         KindCase(apiVersion: "apps/v1", kind: "Deployment", code: nil, field: "", meant: ""),
     ]
 

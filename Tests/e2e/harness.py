@@ -16,7 +16,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "Tests" / "fixtures"
-CASE_DIRS = ("conformance", "oracle", "local", "istio-integration")
+CASE_DIRS = ("conformance", "oracle", "local", "istio-integration", "jwt-oracle")
 REQUEST_KEYS = ("source", "destination", "request", "connection")
 LISTENING = re.compile(r"listening on http://([0-9.]+):([0-9]+)")
 START_TIMEOUT = 30.0
@@ -248,11 +248,18 @@ def describe(check, answer) -> str:
     )
 
 
+def expected_decision(check) -> str:
+    """ALLOW or DENY: `UNAUTHENTICATED` (jwt-oracle, Envoy's 401) is a DENY on /v1/check."""
+    return "DENY" if check["expect"] == "UNAUTHENTICATED" else check["expect"]
+
+
 def assert_answer(check, answer):
     """Compare one answer with a case's check (expect plus local expect* keys)."""
     msg = describe(check, answer)
-    assert answer.get("decision") == check["expect"], msg
+    assert answer.get("decision") == expected_decision(check), msg
     assert answer.get("allowed") is (check["expect"] == "ALLOW"), msg
+    if check["expect"] == "UNAUTHENTICATED":
+        assert "authentication" in answer.get("stage", ""), msg
     for key, field in (
         ("expectStage", "stage"), ("expectPolicy", "policy"), ("expectRule", "rule"),
         ("expectRuleId", "ruleId"), ("expectMtlsMode", "mtlsMode"),

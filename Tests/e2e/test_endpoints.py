@@ -371,6 +371,9 @@ def test_policies_of_the_example_mesh(mesh_server):
                      ("core", "user-service"), ("core", "order-service"), ("core", "notification-service"),
                      ("billing", "billing-service"), ("edge", "allow-nothing"), ("core", "allow-nothing")]:
         assert (ns, name) in names
+    ra = [p for p in items if p["kind"] == "RequestAuthentication"]
+    assert [(p["namespace"], p["name"], p["rules"], p["action"]) for p in ra] == [("core", "saas-users", 1, None)], ra
+    assert ra[0]["file"].endswith("tenants.yaml")
 
 
 # -- process life cycle ----------------------------------------------------------------------------

@@ -41,5 +41,5 @@ def test_policies_dir_as_served(mesh_server, index):
 
 def test_readyz_of_the_example_mesh(mesh_server):
     ready = mesh_server.readyz()
-    assert ready["policies"] == 13 and ready["peerAuthentications"] == 1, ready
+    assert ready["policies"] == 14 and ready["peerAuthentications"] == 1 and ready["requestAuthentications"] == 1, ready
     assert ready["otherResources"] == {"DestinationRule": 8, "MeshServices": 1}, ready

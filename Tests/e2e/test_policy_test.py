@@ -116,7 +116,7 @@ def test_policies_dir_and_command_line_policies(binary, tmp_path):
 
 INVALID = [
     ({"checks": [{**ALLOWED, "expect": "ALLOW", "expectStag": "allow-policy"}]}, "checks[0].expectStag: unknown field"),
-    ({"checks": [{**ALLOWED, "expect": "MAYBE"}]}, "checks[0].expect: expect must be ALLOW or DENY"),
+    ({"checks": [{**ALLOWED, "expect": "MAYBE"}]}, "checks[0].expect: expect must be ALLOW, DENY or UNAUTHENTICATED"),
     ({"checks": [{**ALLOWED}]}, "checks[0].expect: every check needs expect"),
     ({"checks": [{**ALLOWED, "expect": "ALLOW", "expectStage": "allow_policy"}]}, 'unknown stage "allow_policy"'),
     ({"checks": [{**ALLOWED, "expect": "ALLOW", "expectRule": "first"}]}, "checks[0].expectRule"),

@@ -108,7 +108,7 @@ public final class CompiledPolicySet: Sendable {
         case .defaultDeny:
             guard index >= 0 else { return nil }
             kind = 2 + t.peerDetails.count + t.ruleDetails.count + index
-        case .notReady:
+        case .notReady, .requestAuthentication:  // never an engine's outcome (authentication runs before)
             return nil
         }
         return OutcomeKey(kind * 4 + outcome.mode.outcomeOrdinal)
@@ -139,7 +139,7 @@ public final class CompiledPolicySet: Sendable {
             details = Unmanaged<Decision.Details>.fromOpaque(outcome.details!).takeUnretainedValue()
         case .noAllowPolicy:
             details = t.noAllowPolicyDetails
-        case .defaultDeny, .notReady:
+        case .defaultDeny, .notReady, .requestAuthentication:
             details = outcome.index >= 0
                 ? Unmanaged<Decision.Details>.fromOpaque(t.defaultDenyAddresses[outcome.index]).takeUnretainedValue()
                 : Decision.Details(reason: outcome.builtReason!)

@@ -7,6 +7,8 @@ enum ClosestMiss {
         switch decision.stage {
         case .allowPolicy, .noAllowPolicy, .notReady:
             return nil
+        case .requestAuthentication:
+            return "the request would need a valid token for the RequestAuthentication that applies"
         case .peerAuthentication:
             let by = peer.decidedBy.map { " (PeerAuthentication \($0) sets STRICT)" } ?? ""
             return "the request would get past peer authentication over mTLS\(by)"

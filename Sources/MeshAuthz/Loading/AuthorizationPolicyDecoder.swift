@@ -103,7 +103,7 @@ struct AuthorizationPolicyDecoder {
         return labels
     }
 
-    private func decodeTargetRef(_ node: Node, _ path: String) -> TargetRef? {
+    func decodeTargetRef(_ node: Node, _ path: String) -> TargetRef? {
         guard let entries = reader.mapping(node, path, allowed: ["group", "kind", "name", "namespace"]) else { return nil }
         var ref = TargetRef(group: "", kind: "", name: "")
         for (key, value) in entries {

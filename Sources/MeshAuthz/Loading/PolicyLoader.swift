@@ -54,6 +54,7 @@ public enum PolicyLoader {
         var set = context.set
         set.authorizationPolicies.sort { $0.id < $1.id }
         set.peerAuthentications.sort { $0.id < $1.id }
+        set.requestAuthentications.sort { $0.id < $1.id }
         return (set, errors)
     }
 
@@ -66,8 +67,10 @@ public enum PolicyLoader {
                                      allowEmpty: Bool = false) -> Result<PolicySet, PolicyLoadFailure> {
         if !readErrors.isEmpty { return .failure(PolicyLoadFailure(errors: readErrors)) }
         let result = load(files, options: options, limits: limits)
+        // A RequestAuthentication with rules does something (a bad token is refused): not an empty set.
         guard case .success(let set) = result, !allowEmpty,
-              set.authorizationPolicies.isEmpty && set.peerAuthentications.isEmpty else { return result }
+              set.authorizationPolicies.isEmpty && set.peerAuthentications.isEmpty,
+              set.requestAuthentications.allSatisfy({ $0.jwtRules.isEmpty }) else { return result }
         let found = files.isEmpty ? "no *.yaml, *.yml or *.json file"
             : "no AuthorizationPolicy and no PeerAuthentication in \(files.count) file(s)"
         return .failure(PolicyLoadFailure(errors: [PolicyError(
@@ -143,7 +146,7 @@ public enum PolicyLoader {
         case .nearMiss(let code, let field, let message):
             r.fail(code, field == "kind" ? kindNode : versionNode, field, message)
             return
-        case .authorizationPolicy, .peerAuthentication:
+        case .authorizationPolicy, .peerAuthentication, .requestAuthentication:
             if !supportedAPIVersions.contains(apiVersion) {
                 r.fail(.invalidValue, versionNode, "apiVersion", "unsupported apiVersion \(apiVersion) for \(kind); use security.istio.io/v1 or v1beta1")
                 return
@@ -170,13 +173,22 @@ public enum PolicyLoader {
         }
         context.seen[key] = location
         let spec = fields["spec"]
-        if resourceKind == .authorizationPolicy {
+        switch resourceKind {
+        case .authorizationPolicy:
             let decoder = AuthorizationPolicyDecoder(reader: r, policyNamespace: id.id.namespace)
             if let policy = decoder.decode(spec: spec, id: id.id, annotations: id.annotations, location: location) {
                 context.set.authorizationPolicies.append(policy)
             }
-        } else if let peer = PeerAuthenticationDecoder(reader: r).decode(spec: spec, id: id.id, location: location) {
-            context.set.peerAuthentications.append(peer)
+        case .peerAuthentication:
+            if let peer = PeerAuthenticationDecoder(reader: r).decode(spec: spec, id: id.id, location: location) {
+                context.set.peerAuthentications.append(peer)
+            }
+        case .requestAuthentication:
+            if let ra = RequestAuthenticationDecoder(reader: r).decode(spec: spec, id: id.id, location: location) {
+                context.set.requestAuthentications.append(ra)
+            }
+        case .other, .nearMiss:
+            break  // handled above
         }
     }
 

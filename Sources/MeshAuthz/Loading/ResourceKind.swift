@@ -6,14 +6,14 @@
 enum ResourceKind: Equatable {
     case authorizationPolicy
     case peerAuthentication
-    /// Not used in decisions (a ConfigMap, a DestinationRule, and for now a RequestAuthentication).
+    case requestAuthentication
+    /// Not used in decisions (a ConfigMap, a DestinationRule, ...).
     case other
     /// A near miss of a known kind or group: refused, with what was probably meant.
     case nearMiss(code: PolicyError.Code, field: String, message: String)
 
     static let securityGroup = "security.istio.io"
-    /// The kinds of `security.istio.io`. RequestAuthentication is known (so its typos are caught) but
-    /// not yet used in decisions.
+    /// The kinds of `security.istio.io`.
     static let securityKinds = ["AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication"]
     /// Edit distance (case-insensitive) within which a kind or group is taken for a typo.
     static let nearDistance = 2
@@ -31,7 +31,7 @@ enum ResourceKind: Equatable {
             switch kind {
             case "AuthorizationPolicy": return .authorizationPolicy
             case "PeerAuthentication": return .peerAuthentication
-            default: return .other
+            default: return .requestAuthentication
             }
         }
         if let meant = securityKinds.first(where: { isNear(kind, $0) }) {

@@ -4,6 +4,8 @@ public struct Decision: Sendable, Hashable {
     public enum Stage: String, Sendable, Hashable {
         /// A STRICT PeerAuthentication refused a plaintext connection.
         case peerAuthentication = "peer-authentication"
+        /// A RequestAuthentication rejected the request's token (Envoy's jwt_authn: 401, or 403 for an audience).
+        case requestAuthentication = "request-authentication"
         /// A CUSTOM rule matched; meshauthz cannot consult the provider and denies.
         case custom = "custom"
         case denyPolicy = "deny-policy"

@@ -2,14 +2,18 @@
 public struct PolicySet: Sendable {
     public var authorizationPolicies: [AuthorizationPolicy]
     public var peerAuthentications: [PeerAuthentication]
+    /// End-user token validation (JWT), applied before authorization.
+    public var requestAuthentications: [RequestAuthentication]
     /// Resources of other kinds (DestinationRule, ...): kept for analysis, never used in decisions.
     public var otherResources: [OtherResource]
     public var options: MeshOptions
 
     public init(authorizationPolicies: [AuthorizationPolicy] = [], peerAuthentications: [PeerAuthentication] = [],
+                requestAuthentications: [RequestAuthentication] = [],
                 otherResources: [OtherResource] = [], options: MeshOptions = MeshOptions()) {
         self.authorizationPolicies = authorizationPolicies
         self.peerAuthentications = peerAuthentications
+        self.requestAuthentications = requestAuthentications
         self.otherResources = otherResources
         self.options = options
     }

@@ -93,14 +93,19 @@ public struct PolicyTestCheck: Sendable {
                 switch r.string(value, field) {
                 case "ALLOW"?: expect = true
                 case "DENY"?: expect = false
-                case let other?: r.fail(.invalidValue, value, field, "expect must be ALLOW or DENY, not \"\(other)\"")
+                // jwt-oracle's third value: the token is refused before any policy (Envoy's 401).
+                case "UNAUTHENTICATED"?:
+                    expect = false
+                    expectations.append(.stage(.requestAuthentication))
+                case let other?: r.fail(.invalidValue, value, field, "expect must be ALLOW, DENY or UNAUTHENTICATED, not \"\(other)\"")
                 case nil: break
                 }
             case "expectStage":
                 guard let text = r.string(value, field) else { break }
                 guard let stage = Decision.Stage(rawValue: text) else {
                     r.fail(.invalidValue, value, field, "unknown stage \"\(text)\"; expected one of: "
-                           + ["peer-authentication", "custom", "deny-policy", "allow-policy", "no-allow-policy", "default-deny", "not-ready"].joined(separator: ", "))
+                           + ["request-authentication", "peer-authentication", "custom", "deny-policy", "allow-policy", "no-allow-policy",
+                              "default-deny", "not-ready"].joined(separator: ", "))
                     break
                 }
                 expectations.append(.stage(stage))
@@ -136,7 +141,7 @@ public struct PolicyTestCheck: Sendable {
             }
         }
         if expect == nil && entries.allSatisfy({ $0.key != "expect" }) {
-            r.fail(.missingField, node, "\(path).expect", "every check needs expect: ALLOW or DENY")
+            r.fail(.missingField, node, "\(path).expect", "every check needs expect: ALLOW, DENY or UNAUTHENTICATED")
         }
         // The request is read by /v1/check's own decoder, so a test means what the endpoint would mean.
         let request: CheckRequest

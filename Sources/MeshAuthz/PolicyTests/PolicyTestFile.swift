@@ -30,8 +30,9 @@ public struct PolicyTestFile: Sendable {
     public let policies: Policies
     public let checks: [PolicyTestCheck]
 
-    /// `description` and `golden` (where an oracle case's expectations were recorded) are read by people only.
-    static let fileKeys: Set<String> = ["description", "golden", "policies", "policiesDir", "checks"]
+    /// `description`, `golden` and `oracle` (where and with which Envoy an oracle case's expectations were
+    /// recorded) are read by people only.
+    static let fileKeys: Set<String> = ["description", "golden", "oracle", "policies", "policiesDir", "checks"]
 
     public static func parse(_ text: String, file: String, options: MeshOptions = MeshOptions(),
                              limits: LoadLimits = LoadLimits()) -> Result<PolicyTestFile, PolicyLoadFailure> {

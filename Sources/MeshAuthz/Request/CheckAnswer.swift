@@ -8,13 +8,16 @@ public struct CheckAnswer: Sendable, Hashable {
     public var warnings: [String]
     /// The reference evaluator's trace, when asked for (`?explain=true`, `meshauthz explain`).
     public var explanation: Explanation?
+    /// `iss/sub` of the token verified under a RequestAuthentication, when there is one.
+    public var requestPrincipal: String?
 
     public init(decision: Decision, normalizedPath: String? = nil, warnings: [String] = [],
-                explanation: Explanation? = nil) {
+                explanation: Explanation? = nil, requestPrincipal: String? = nil) {
         self.decision = decision
         self.normalizedPath = normalizedPath
         self.warnings = warnings
         self.explanation = explanation
+        self.requestPrincipal = requestPrincipal
     }
 
     /// The decision's JSON, then `normalizedPath`, `warnings` and `explain` when there are any.
@@ -23,6 +26,10 @@ public struct CheckAnswer: Sendable, Hashable {
         if let normalizedPath {
             writer.appendRaw(#","normalizedPath":"#)
             writer.appendQuoted(normalizedPath)
+        }
+        if let requestPrincipal {
+            writer.appendRaw(#","requestPrincipal":"#)
+            writer.appendQuoted(requestPrincipal)
         }
         if !warnings.isEmpty {
             writer.appendRaw(#","warnings":["#)

@@ -34,7 +34,11 @@ public struct GatewayRequest {
     }
 
     /// The same request as a `CheckRequest` (header names lower-cased, repeats joined).
-    public var checkRequest: CheckRequest {
+    public var checkRequest: CheckRequest { checkRequest(headersNamed: nil) }
+
+    /// As `checkRequest`, with only the headers `names` lists (lower-case; nil: all): the ones a policy set's
+    /// `request.headers[...]` conditions read, when nothing else will look at the others.
+    public func checkRequest(headersNamed names: [[UInt8]]?) -> CheckRequest {
         func text(_ bytes: Bytes?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
         var check = CheckRequest()
         check.request.method = text(method)
@@ -42,6 +46,7 @@ public struct GatewayRequest {
         check.request.host = text(host)
         var headerValues: [String: String] = [:]
         for field in headers {
+            if let names, !names.contains(where: { Self.equalIgnoringASCIICase(field.name, $0) }) { continue }
             let name = String(decoding: field.name.map(asciiLower), as: UTF8.self)
             let value = String(decoding: field.value, as: UTF8.self)
             headerValues[name] = headerValues[name].map { $0 + "," + value } ?? value
@@ -54,6 +59,14 @@ public struct GatewayRequest {
         check.destination.labels = WorkloadLabels.dictionary(workload) ?? [:]
         check.destination.port = port
         return check
+    }
+}
+
+extension GatewayRequest {
+    static func equalIgnoringASCIICase(_ a: Bytes, _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where asciiLower(a[i]) != asciiLower(b[i]) { return false }
+        return true
     }
 }
 
