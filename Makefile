@@ -8,7 +8,12 @@ PYTEST_ARGS ?= -q
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= all
 
-.PHONY: all deps build run test unit e2e validate sanitize tsan asan bench fuzz clean
+.PHONY: all deps build static dist run test unit e2e validate policies sanitize tsan asan bench fuzz clean
+
+# The binary as shipped links the Swift runtime and Foundation statically (no toolchain needed where it runs).
+# Its objects are compiled differently (autolinked static libraries), so it has its own scratch path.
+STATIC_BUILD = $(SWIFT) build --static-swift-stdlib --product meshauthz --scratch-path .build-static
+STATIC_BIN = "$$($(STATIC_BUILD) --show-bin-path)/meshauthz"
 
 all: build
 
@@ -20,27 +25,42 @@ deps:
 build:
 	$(SWIFT) build
 
+## static: debug build of meshauthz with the Swift runtime linked in (what the end-to-end tests run)
+static:
+	$(STATIC_BUILD)
+
+## dist: the release binary with the Swift runtime linked in, and its checksum, in dist/ (the Dockerfile builds the same)
+dist: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product meshauthz --scratch-path .build-dist
+	mkdir -p dist
+	install -m 0755 "$$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-dist --show-bin-path)/meshauthz" dist/meshauthz
+	cd dist && sha256sum meshauthz > meshauthz.sha256 && cat meshauthz.sha256
+
 ## run: serve $(POLICIES) on $(LISTEN)
 run: deps build
 	exec "$$($(SWIFT) build --show-bin-path)/meshauthz" serve --policies $(POLICIES) --listen $(LISTEN)
 
-## test: unit tests (swift test), then the end-to-end suite against the real server
+## test: unit tests (swift test), then the end-to-end suite against the real server, built as shipped (static)
 test: deps
-	$(SWIFT) build
 	$(SWIFT) test
-	MESHAUTHZ_BIN="$$($(SWIFT) build --show-bin-path)/meshauthz" $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
+	$(STATIC_BUILD)
+	MESHAUTHZ_BIN=$(STATIC_BIN) $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
 
 ## unit: swift test only
 unit:
 	$(SWIFT) test
 
-## e2e: the pytest suite only, against the current debug build
-e2e: build
-	MESHAUTHZ_BIN="$$($(SWIFT) build --show-bin-path)/meshauthz" $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
+## e2e: the pytest suite only, against the static debug build
+e2e: static
+	MESHAUTHZ_BIN=$(STATIC_BIN) $(PYTHON) -m pytest Tests/e2e $(PYTEST_ARGS)
 
 ## validate: check the policy files of $(POLICIES)
 validate: build
 	"$$($(SWIFT) build --show-bin-path)/meshauthz" validate --policies $(POLICIES)
+
+## policies: regenerate policies/ from policies/services.yaml (meshauthz generate; a test keeps them equal)
+policies: build
+	"$$($(SWIFT) build --show-bin-path)/meshauthz" generate --services $(POLICIES)/services.yaml --out $(POLICIES)
 
 ## sanitize: swift test under ThreadSanitizer, then under AddressSanitizer (own scratch paths; any report fails)
 sanitize: tsan asan
@@ -69,4 +89,4 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
 clean:
-	rm -rf .build .build-* .build_*
+	rm -rf .build .build-* .build_* dist

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libmicrohttpd-dev libgnutls28-dev nginx wrk pkg-config openssl)
+APT_PACKAGES=(libmicrohttpd-dev libgnutls28-dev nginx wrk pkg-config openssl binutils)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -20,7 +20,8 @@ HEADER = (
 
 def policies_dir_documents(directory=ROOT / "policies"):
     docs = []
-    for path in sorted(directory.glob("*.y*ml")):
+    # services.yaml is what `meshauthz generate` writes the others from: not a policy.
+    for path in sorted(p for p in directory.glob("*.y*ml") if p.name != "services.yaml"):
         with open(path) as f:
             docs.extend(d for d in yaml.safe_load_all(f) if d is not None)
     return docs

@@ -20,13 +20,16 @@ public struct RequestReading: Sendable {
     /// request is refused (an empty map is a configured workload with no labels).
     public var labels: [String: String]?
     public var pathNormalization: PathNormalizationMode
+    /// `serve --workloads`: the destination of a request that names none, from its Host.
+    public var hostRouting: HostRouting?
 
     public init(convention: GatewayConvention = .any, namespace: String? = nil, labels: [String: String]? = nil,
-                pathNormalization: PathNormalizationMode = .base) {
+                pathNormalization: PathNormalizationMode = .base, hostRouting: HostRouting? = nil) {
         self.convention = convention
         self.namespace = namespace
         self.labels = labels
         self.pathNormalization = pathNormalization
+        self.hostRouting = hostRouting
     }
 }
 

@@ -56,6 +56,15 @@ extension API {
     /// normalized target, then the decision and its answer.
     private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest,
                        _ headers: UnsafeBufferPointer<HeaderField>, started: UInt64) -> HTTPResponse {
+        // `serve --workloads`: a request that names no destination is judged for the Service its Host names.
+        if facts.namespace == nil && facts.workload == nil, let routing = reading.hostRouting {
+            switch routing.lookup(facts.host) {
+            case .refused(let why): return Self.gatewayError(why, field: "host")
+            case .workloads(let service, let candidates, let hostPort):
+                return judge(request, facts, headers, namespace: candidates[0].namespace.bytes,
+                             workload: candidates[0].labels.bytes, byHost: (service, candidates, hostPort), started: started)
+            }
+        }
         guard let namespace = facts.namespace ?? defaultNamespace else {
             return Self.gatewayError(
                 "no destination namespace: the gateway sends none (x-authz-namespace) and serve has no --default-namespace",
@@ -69,7 +78,16 @@ extension API {
         if facts.workload != nil && !WorkloadLabels.isValid(workload) {
             return Self.gatewayError("x-authz-workload must be k=v pairs separated by commas", field: "x-authz-workload")
         }
-        var port: Int?
+        return judge(request, facts, headers, namespace: namespace, workload: workload, byHost: nil, started: started)
+    }
+
+    /// The rest of `judge` once the destination is known; `byHost`: the Service a Host named and its workloads
+    /// (the first is `namespace`/`workload`), each of which must get the same decision.
+    private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest, _ headers: UnsafeBufferPointer<HeaderField>,
+                       namespace: Bytes, workload: Bytes,
+                       byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?,
+                       started: UInt64) -> HTTPResponse {
+        var port: Int? = byHost.flatMap { $0.candidates[0].destinationPort($0.hostPort) }
         if let text = facts.port {
             guard let value = parsePort(text) else {
                 return Self.gatewayError("x-authz-port must be a port number (0-65535)", field: "x-authz-port")
@@ -95,7 +113,9 @@ extension API {
             var question = GatewayRequest(
                 method: facts.method, target: normalized, host: facts.host, principal: nil, isMTLS: false,
                 sourceIP: sourceIP, namespace: namespace, workload: workload, port: port, headers: headers)
-            guard trusted, let xfcc = facts.xfcc else { return answer(question, request, started: started) }
+            guard trusted, let xfcc = facts.xfcc else {
+                return answer(question, byHost: byHost, explicitPort: facts.port != nil, request, started: started)
+            }
             return ForwardedClientCert.withPrincipal(fromHeader: xfcc, severalURIs: {
                 Self.gatewayError(
                     "x-forwarded-client-cert names several URI SANs for the caller; Envoy would match each of them, meshauthz judges one identity",
@@ -103,9 +123,31 @@ extension API {
             }) { principal in
                 question.principal = principal
                 question.isMTLS = principal != nil
-                return answer(question, request, started: started)
+                return answer(question, byHost: byHost, explicitPort: facts.port != nil, request, started: started)
             }
         }
+    }
+
+    /// A Service's workloads may be under different policies: the request is answered only when every one
+    /// of them gets the same decision, since the gateway, not meshauthz, picks the pod.
+    private func answer(_ question: GatewayRequest,
+                        byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?,
+                        explicitPort: Bool, _ request: HTTPRequest, started: UInt64) -> HTTPResponse {
+        guard let byHost, byHost.candidates.count > 1 else { return answer(question, request, started: started) }
+        let first = store.withCurrent { $0.loaded?.engine.evaluate(question).decision }
+        for candidate in byHost.candidates.dropFirst() {
+            var other = question
+            other.namespace = candidate.namespace.bytes
+            other.workload = candidate.labels.bytes
+            if !explicitPort { other.port = candidate.destinationPort(byHost.hostPort) }
+            let decision = store.withCurrent { $0.loaded?.engine.evaluate(other).decision }
+            if decision?.allowed != first?.allowed || decision?.stage != first?.stage || decision?.rule != first?.rule {
+                return Self.gatewayError(
+                    "the Host names the Service \(byHost.service), whose workloads \(byHost.candidates[0].workload) and \(candidate.workload) are under different policies for this request; name the workload (x-authz-workload)",
+                    field: "host")
+            }
+        }
+        return answer(question, request, started: started)
     }
 
     private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64) -> HTTPResponse {

@@ -33,6 +33,11 @@ struct Serve: ParsableCommand {
     var defaultWorkload: String?
 
     @Option(name: .long, help: ArgumentHelp(
+        "/ext_authz: Kubernetes manifests (files or directories: Services, Deployments...) whose Services name the destination of a request without x-authz-namespace/x-authz-workload by its Host (name.ns[.svc[.cluster.local]]); repeatable. Read at start.",
+        valueName: "path"))
+    var workloads: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
         "/ext_authz: the gateway convention this listener serves (envoy, nginx, traefik, or any: detected per request, mixed conventions denied).",
         valueName: "convention"))
     var gateway: GatewayConvention = .any
@@ -175,7 +180,8 @@ struct Serve: ParsableCommand {
             policyDirectory: policyOptions.policies, host: host, port: port, mesh: policyOptions.mesh,
             reading: RequestReading(convention: gateway, namespace: defaultNamespace,
                                     labels: defaultWorkload.flatMap(parseWorkloadLabels),
-                                    pathNormalization: normalization.pathNormalization),
+                                    pathNormalization: normalization.pathNormalization,
+                                    hostRouting: try hostRouting(logger)),
             engine: engine,
             reloadInterval: reloadInterval, logDecisions: logDecisions, threads: threads,
             connectionTimeoutSeconds: connectionTimeout, maxBodyBytes: maxBodyBytes,
@@ -231,4 +237,23 @@ func parseListen(_ text: String) throws -> (host: String, port: UInt16) {
         throw ValidationError("--listen: \"\(portText)\" is not a port number (0-65535; 0 picks a free one)")
     }
     return (host.isEmpty ? "0.0.0.0" : String(host), port)
+}
+
+extension Serve {
+    /// `--workloads`: the manifests' Services as hosts; unreadable or invalid manifests stop the start (a
+    /// destination guessed from half the manifests would be a wrong one).
+    func hostRouting(_ logger: Logger) throws -> HostRouting? {
+        guard !workloads.isEmpty else { return nil }
+        let (files, readErrors) = PolicyPaths.read(workloads, limits: loadOptions.limits)
+        let (inventory, errors) = InventoryReader.read(files, limits: loadOptions.limits)
+        if let first = (readErrors + errors).first {
+            throw ValidationError("--workloads: \(first.description)")
+        }
+        guard !inventory.services.isEmpty else {
+            throw ValidationError("--workloads: no Service in \(workloads.joined(separator: ", ")): no Host could name a destination")
+        }
+        let routing = HostRouting(inventory, clusterDomain: "cluster.local")
+        logger.info("host routing: \(routing.serviceCount) Services, \(inventory.workloads.count) workloads from --workloads")
+        return routing
+    }
 }

@@ -25,11 +25,12 @@ def test_example_mesh_fixture_matches_policies_dir():
 def test_example_mesh_shape():
     docs = _sync_module().policies_dir_documents()
     pas = [d for d in docs if d["kind"] == "PeerAuthentication"]
-    assert {(p["metadata"]["namespace"], p["spec"]["mtls"]["mode"]) for p in pas} == {
-        ("istio-system", "STRICT"), ("default", "STRICT")}
+    assert {(p["metadata"]["namespace"], p["spec"]["mtls"]["mode"]) for p in pas} == {("istio-system", "STRICT")}
     allow_nothing = {d["metadata"]["namespace"] for d in docs
                      if d["kind"] == "AuthorizationPolicy" and not d.get("spec")}
-    assert allow_nothing == {"edge", "auth", "core", "billing"}
+    assert allow_nothing == {"default", "edge", "auth", "core", "billing"}
+    rules = {d["metadata"]["name"]: d["spec"]["trafficPolicy"]["tls"]["mode"] for d in docs if d["kind"] == "DestinationRule"}
+    assert len(rules) == 8 and set(rules.values()) == {"ISTIO_MUTUAL"}
 
 
 @pytest.mark.parametrize("index", range(len(CHECKS)), ids=[f"#{i}" for i in range(len(CHECKS))])
@@ -40,4 +41,5 @@ def test_policies_dir_as_served(mesh_server, index):
 
 def test_readyz_of_the_example_mesh(mesh_server):
     ready = mesh_server.readyz()
-    assert ready["policies"] == 11 and ready["peerAuthentications"] == 2, ready
+    assert ready["policies"] == 13 and ready["peerAuthentications"] == 1, ready
+    assert ready["otherResources"] == {"DestinationRule": 8, "MeshServices": 1}, ready

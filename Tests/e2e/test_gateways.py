@@ -660,36 +660,6 @@ def k8s_docs():
     return docs
 
 
-def test_kubernetes_manifests(binary, tmp_path):
-    docs = k8s_docs()
-    kinds = {d["kind"]: d for _, d in docs}
-    for kind in ("Deployment", "Service", "ConfigMap", "Secret"):
-        assert kind in kinds, f"examples/kubernetes has no {kind}"
-    pod = kinds["Deployment"]["spec"]["template"]["spec"]
-    container = next(c for c in pod["containers"] if c["name"] == "meshauthz")
-    probes = {k: container[k]["httpGet"]["path"] for k in ("livenessProbe", "readinessProbe")}
-    assert probes == {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}, probes
-    # every flag the Deployment passes exists
-    help_out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True, timeout=20)
-    flags = [a.split("=")[0] for a in container.get("args", []) + container.get("command", []) if a.startswith("--")]
-    assert flags, container
-    for flag in flags:
-        assert flag in help_out.stdout + help_out.stderr, f"meshauthz serve has no {flag}:\n{help_out.stdout}"
-    # the policies of the ConfigMap load, and meshauthz becomes ready on them
-    cm = kinds["ConfigMap"]
-    d = tmp_path / "cm"
-    d.mkdir()
-    for name, text in cm["data"].items():
-        (d / name).write_text(text)
-    p = started(lambda: gw.Pdp(binary, policies=d))
-    p.stop()
-    # the Service targets the container's port
-    ports = {p_["name"]: p_["containerPort"] for p_ in container["ports"]}
-    svc_ports = kinds["Service"]["spec"]["ports"]
-    for sp in svc_ports:
-        assert sp["targetPort"] in ports or sp["targetPort"] in ports.values(), (sp, ports)
-
-
 def test_istio_examples_agree_with_the_kubernetes_service(binary, tmp_path):
     mesh = yaml.safe_load((gw.EXAMPLES / "istio" / "meshconfig.yaml").read_text())
     text = mesh["data"]["mesh"] if mesh.get("kind") == "ConfigMap" else None

@@ -106,7 +106,8 @@ final class Program: @unchecked Sendable {
 
     /// The record starting at word `offset`.
     @inline(__always) func record(_ offset: Int) -> RuleRecord {
-        assert(offset >= 0 && offset + RuleRecord.Word.headerCount <= wordCount, "rule record out of bounds")
+        assert(offset >= 0 && offset + RuleRecord.Word.headerCount <= wordCount
+               && offset + Int(self[offset + RuleRecord.Word.length]) <= wordCount, "rule record out of bounds")
         return RuleRecord(offset: offset, words: ProgramWords(base + offset &* 4))
     }
 }

@@ -42,7 +42,8 @@ struct AuthorizationPolicyDecoder {
             case "action":
                 guard let text = reader.string(node, path) else { continue }
                 guard let action = Action(rawValue: text) else {
-                    reader.fail(.invalidValue, node, path, "unknown action \"\(text)\"; expected ALLOW, DENY, AUDIT or CUSTOM")
+                    reader.fail(.invalidValue, node, path, "unknown action \"\(text)\"" + (didYouMean(text, among: Action.allCases.map(\.rawValue))
+                        .map { " (did you mean \($0)?)" } ?? "; expected ALLOW, DENY, AUDIT or CUSTOM"))
                     continue
                 }
                 policy.action = action

@@ -39,7 +39,8 @@ struct PeerAuthenticationDecoder {
         guard let entries = reader.mapping(node, path, allowed: ["mode"]) else { return nil }
         guard let modeNode = entries.first?.node, let text = reader.string(modeNode, path + ".mode") else { return .unset }
         guard let mode = MTLSMode(rawValue: text) else {
-            reader.fail(.invalidValue, modeNode, path + ".mode", "unknown mTLS mode \"\(text)\"; expected UNSET, DISABLE, PERMISSIVE or STRICT")
+            reader.fail(.invalidValue, modeNode, path + ".mode", "unknown mTLS mode \"\(text)\"" + (didYouMean(text, among: MTLSMode.allCases.map(\.rawValue))
+                        .map { " (did you mean \($0)?)" } ?? "; expected UNSET, DISABLE, PERMISSIVE or STRICT"))
             return nil
         }
         return mode

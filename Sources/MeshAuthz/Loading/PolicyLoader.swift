@@ -18,6 +18,14 @@ public enum PolicyLoader {
 
     public static func load(_ files: [PolicyFile], options: MeshOptions = MeshOptions(),
                             limits: LoadLimits = LoadLimits()) -> Result<PolicySet, PolicyLoadFailure> {
+        let (set, errors) = loadCollecting(files, options: options, limits: limits)
+        return errors.isEmpty ? .success(set) : .failure(PolicyLoadFailure(errors: errors))
+    }
+
+    /// Every error, and the resources that had none: for analysis (`lint`, `graph`), which reports the
+    /// errors and still looks at the rest. Never for decisions: a set with errors is refused (`load`).
+    public static func loadCollecting(_ files: [PolicyFile], options: MeshOptions = MeshOptions(),
+                                      limits: LoadLimits = LoadLimits()) -> (set: PolicySet, errors: [PolicyError]) {
         var context = Context(set: PolicySet(options: options), limits: limits)
         var errors: [PolicyError] = []
         var totalBytes = 0
@@ -43,11 +51,10 @@ public enum PolicyLoader {
             errors += reader.errors
             if context.overLimit { break }  // the error is recorded; reading on would be unbounded work
         }
-        if !errors.isEmpty { return .failure(PolicyLoadFailure(errors: errors)) }
         var set = context.set
         set.authorizationPolicies.sort { $0.id < $1.id }
         set.peerAuthentications.sort { $0.id < $1.id }
-        return .success(set)
+        return (set, errors)
     }
 
     /// Loads the files of a policy directory, the trust boundary: as `load`, and a set with no

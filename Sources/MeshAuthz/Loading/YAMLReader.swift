@@ -109,10 +109,7 @@ final class YAMLReader {
     }
 
     private func suggestion(_ key: String, _ allowed: Set<String>) -> String {
-        let lowered = key.lowercased()
-        if let close = allowed.sorted().first(where: { $0.lowercased() == lowered || $0.lowercased() == lowered + "s" || $0.lowercased() + "s" == lowered }) {
-            return " (did you mean \"\(close)\"?)"
-        }
+        if let close = didYouMean(key, among: allowed) { return " (did you mean \"\(close)\"?)" }
         return "; expected one of: " + allowed.sorted().joined(separator: ", ")
     }
 }
