@@ -31,11 +31,9 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
-    private let drained: UnsafeMutablePointer<pthread_cond_t>
     private var queue: [[UInt8]] = []
     private var queuedBytes = 0
     private var writerWaiting = false
-    private var writing = false
     private var stopping = false
     private var reopenRequested = false
     private var thread: pthread_t?
@@ -54,9 +52,6 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
         wake = .allocate(capacity: 1)
         wake.initialize(to: pthread_cond_t())
         pthread_cond_init(wake, nil)
-        drained = .allocate(capacity: 1)
-        drained.initialize(to: pthread_cond_t())
-        pthread_cond_init(drained, nil)
         if mode != .none {
             fd = try Self.openLog(path)
             start()
@@ -66,10 +61,8 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
     deinit {
         stop()
         pthread_cond_destroy(wake)
-        pthread_cond_destroy(drained)
         pthread_mutex_destroy(mutex)
         wake.deallocate()
-        drained.deallocate()
         mutex.deallocate()
     }
 
@@ -106,17 +99,6 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
         writerWaiting = false
         pthread_mutex_unlock(mutex)
         pthread_cond_signal(wake)
-    }
-
-    /// Waits until every queued line is written (tests, and `stop`).
-    public func flush() {
-        pthread_mutex_lock(mutex)
-        while (!queue.isEmpty || writing || reopenRequested) && thread != nil {
-            writerWaiting = false
-            pthread_cond_signal(wake)
-            pthread_cond_wait(drained, mutex)
-        }
-        pthread_mutex_unlock(mutex)
     }
 
     /// Writes what is queued, then ends the writer thread.
@@ -156,8 +138,6 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
         var buffer: [UInt8] = []
         while true {
             pthread_mutex_lock(mutex)
-            writing = false
-            if queue.isEmpty && !reopenRequested { pthread_cond_broadcast(drained) }
             while queue.isEmpty && !stopping && !reopenRequested {
                 writerWaiting = true
                 pthread_cond_wait(wake, mutex)
@@ -170,7 +150,6 @@ public final class DecisionLog: @unchecked Sendable {  // mutable state only und
             queuedBytes = 0
             let reopenNow = reopenRequested
             reopenRequested = false
-            writing = true
             pthread_mutex_unlock(mutex)
 
             if reopenNow, let path {

@@ -41,9 +41,8 @@ def test_explain_true_adds_the_trace(mesh_server):
     assert e["peerAuthentication"] == {
         "mode": "STRICT", "decidedBy": "istio-system/default", "level": "mesh", "mtls": True, "passed": True,
         "reason": "mTLS mode STRICT (PeerAuthentication istio-system/default, mesh level); the connection is mTLS: accepted"}
-    # The namespace's allow-nothing policy (no rules) and the service's own.
     assert [p["policy"] for p in e["policies"]] == ["default/allow-nothing", "default/api-policy"]
-    assert e["policies"][0]["rules"] == []
+    assert e["policies"][0]["rules"] == [] and e["policies"][0]["selectedBy"] == "namespace-wide"
     rule = e["policies"][1]["rules"][0]
     assert rule["ruleId"] == "ns[default]-policy[api-policy]-rule[0]" and rule["matched"] is False
     principals = rule["fields"][0]
@@ -53,6 +52,9 @@ def test_explain_true_adds_the_trace(mesh_server):
     assert e["closestMiss"] == ("rule ns[default]-policy[api-policy]-rule[0] would allow if source.principals "
                                 "contained cluster.local/ns/default/sa/batch-sa")
     assert e["notApplicableCount"] == 12 and {n["cause"] for n in e["notApplicable"]} == {"namespace", "selector"}
+    frontend = next(n for n in e["notApplicable"] if n["cause"] == "selector")
+    assert frontend == {"policy": "default/frontend", "action": "ALLOW", "cause": "selector",
+                        "reason": "selector labels not matched: app=frontend (workload: api-service)"}
 
 
 @pytest.mark.parametrize("query,explained", [
