@@ -57,3 +57,37 @@ for c in $CONNECTIONS; do
     echo "| $c | $without | $with | $(awk -v a="$with" -v b="$without" 'BEGIN { printf "%.0f%%", 100 * a / b }') | $(cut -d' ' -f2 "$work/without-$c" | sort | sed -n 2p) | $(cut -d' ' -f2 "$work/with-$c" | sort | sed -n 2p) |"
 done
 curl -s "http://127.0.0.1:$port/metrics" | grep '^meshauthz_jwt_validations_total' >&2
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+
+# 3. Deterministic: user-space instructions per request under callgrind (a run answering N requests minus a run
+#    answering none, both after the same warm-up), with and without the token.
+if [ "${SKIP_CALLGRIND:-0}" != 1 ] && command -v valgrind > /dev/null; then
+    N=${CALLGRIND_REQUESTS:-2000}
+    # valgrind gives up on the DWARF of a binary linking swift-crypto ("possibly corrupted debuginfo"): a copy
+    # without debug sections runs (symbols stay).
+    cp "$bin/meshauthz" "$work/meshauthz-nodebug" && strip --strip-debug "$work/meshauthz-nodebug"
+    total() {  # total KIND N: instructions of a callgrind'ed server that answered 20 + N requests of KIND
+        local file="$work/cg-$1-$2.out"
+        SWIFT_DETERMINISTIC_HASHING=1 valgrind --tool=callgrind --callgrind-out-file="$file" \
+            "$work/meshauthz-nodebug" serve --policies "$work/jwt" --listen 127.0.0.1:0 --threads 1 --reload-interval 0 \
+            > "$work/cg.log" 2>&1 &
+        server_pid=$!
+        local p=
+        for _ in $(seq 600); do
+            p=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$work/cg.log" | head -1 | grep -oE '[0-9]+$' || true)
+            [ -n "$p" ] && break
+            sleep 0.5
+        done
+        python3 "$here/keepalive_client.py" --port "$p" --requests "$2" --warmup 20 --file "$work/jwt/$1-token.tsv" >&2
+        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+        grep -E '^(summary|totals):' "$file" | head -1 | awk '{ print $2 }'
+    }
+    w0=$(total without 0); wn=$(total without "$N"); t0=$(total with 0); tn=$(total with "$N")
+    echo
+    echo "## 3. User-space instructions per /ext_authz request (callgrind, $N keep-alive requests after 20)"
+    echo
+    echo "| request | instructions per request |"
+    echo "|---|---:|"
+    echo "| without token | $(( (wn - w0) / N )) |"
+    echo "| with the RS256 token (verified once, then cached) | $(( (tn - t0) / N )) |"
+fi

@@ -152,6 +152,10 @@ enum JWTBench {
                 let common = #"wrk.headers["x-authz-namespace"] = "bench"; wrk.headers["x-authz-workload"] = "app=api"; wrk.path = "/ext_authz/api/orders""#
                 write(directory + "/with-token.lua", common + "\nwrk.headers[\"Authorization\"] = \"Bearer \(tok)\"\n")
                 write(directory + "/without-token.lua", common + "\n")
+                // The same requests for Benchmarks/keepalive_client.py (callgrind): method, target, header pairs.
+                let tsv = "GET\t/ext_authz/api/orders\tx-authz-namespace\tbench\tx-authz-workload\tapp=api"
+                write(directory + "/with-token.tsv", tsv + "\tAuthorization\tBearer \(tok)\n")
+                write(directory + "/without-token.tsv", tsv + "\n")
             }
         }
     }

@@ -280,3 +280,51 @@ import Testing
         #expect(try JWT.parse(forged).get().verifySignature(with: keys) == .kidAlgMismatch)
     }
 }
+
+/// Tampering, attacked byte by byte: every one-byte change, truncation and dot insertion of a valid token is
+/// refused (with a status, no crash) unless it decodes to the very same header, payload and signature, which
+/// base64url's unused low bits of a final character allow (Envoy's absl decoder ignores them too).
+@Suite struct JWTTamperingTests {
+    @Test func everyChangedByteIsRefused() throws {
+        let issuer = TestIssuer("https://tamper.test")
+        let set = try PolicyLoader.load([PolicyFile(name: "p.yaml", text: issuer.requestAuthentication())]).get()
+        let authenticator = RequestAuthenticator(set)
+        let rules = authenticator.rules(for: .init(namespace: "core", labels: ["app": "api"]))
+        let token = issuer.token(#""sub":"alice","exp":4102444800"#)
+        let original = Array(token.utf8)
+        func verifies(_ bytes: [UInt8]) -> Bool {
+            let input = AuthenticationInput(method: "GET", target: "/", host: nil,
+                                            headers: [("authorization", "Bearer " + String(decoding: bytes, as: UTF8.self))])
+            return authenticator.authenticate(input, rules: rules, now: 2_000_000_000).identity != nil
+        }
+        func decodesToOriginal(_ bytes: [UInt8]) -> Bool {
+            let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            let mine = original.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            guard parts.count == 3 else { return false }
+            return zip(parts, mine).allSatisfy { Base64URL.decode($0) != nil && Base64URL.decode($0) == Base64URL.decode($1) }
+        }
+        #expect(verifies(original))
+        var accepted = 0, tried = 0
+        let replacements: [UInt8] = Array("Aa0-_.=+/ ".utf8) + [0x00, 0x80]
+        for i in original.indices {
+            for replacement in replacements where replacement != original[i] {
+                var changed = original
+                changed[i] = replacement
+                tried += 1
+                if verifies(changed) {
+                    accepted += 1
+                    #expect(decodesToOriginal(changed), "byte \(i) -> \(replacement) verified a different token")
+                }
+            }
+            var truncated = original
+            truncated.removeSubrange(i...)
+            #expect(!verifies(truncated) || truncated == original)
+            var dotted = original
+            dotted.insert(UInt8(ascii: "."), at: i)
+            #expect(!verifies(dotted), "a dot at \(i) verified")
+        }
+        #expect(tried > 1000)
+        // Only the last character of a segment can change without changing the bytes it encodes.
+        #expect(accepted <= 3 * replacements.count)
+    }
+}
