@@ -13,8 +13,12 @@ public final class LoadedPolicySet: Sendable {
     public let fileCount: Int
     /// The gateway answers of this set, one per `engine.outcomeCount`, built as they are first needed.
     public let answers: ResponseCache
+    /// The workloads and Services of the manifests read with the set (`/v1/graph`); empty when none.
+    public let inventory: Inventory
 
-    public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int) {
+    public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int,
+                inventory: Inventory = Inventory()) {
+        self.inventory = inventory
         self.engine = engine
         self.policySet = policySet
         self.generation = generation
@@ -126,10 +130,11 @@ public final class PolicyStore: Sendable {
 
     /// Installs a freshly loaded set (clearing any previous error); returns it.
     @discardableResult
-    public func install(_ set: PolicySet, engine: any DecisionEngine, fileCount: Int, at time: WallTime = .now()) -> LoadedPolicySet {
+    public func install(_ set: PolicySet, engine: any DecisionEngine, fileCount: Int, at time: WallTime = .now(),
+                        inventory: Inventory = Inventory()) -> LoadedPolicySet {
         let generation = generations.add(1, ordering: .sequentiallyConsistent).newValue
         let loaded = LoadedPolicySet(engine: engine, policySet: set, generation: generation, loadedAt: time,
-                                     fileCount: fileCount)
+                                     fileCount: fileCount, inventory: inventory)
         cell.replace(PolicyState(loaded: loaded, lastError: nil))
         return loaded
     }

@@ -16,7 +16,7 @@ struct MeshAuthzCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshauthz",
         abstract: "Istio AuthorizationPolicy / PeerAuthentication decisions, over HTTP or on the command line.",
-        subcommands: [Serve.self, Check.self, Validate.self, Lint.self, Generate.self])
+        subcommands: [Serve.self, Check.self, Validate.self, Lint.self, Graph.self, Generate.self])
 }
 
 /// The options every command that loads policies takes.

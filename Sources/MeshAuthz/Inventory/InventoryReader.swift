@@ -24,6 +24,9 @@ public enum InventoryReader {
         "DestinationRule": (["networking.istio.io"], .destinationRule),
     ]
 
+    /// Whether a kind is one the reader reads (by name; the API group is checked when reading).
+    public static func readsKind(_ kind: String) -> Bool { kinds[kind] != nil }
+
     enum ManifestKind {
         /// A pod template at `spec.template`.
         case controller
