@@ -15,6 +15,8 @@ public final class LoadedPolicySet: Sendable {
     public let answers: ResponseCache
     /// The workloads and Services of the manifests read with the set (`/v1/graph`); empty when none.
     public let inventory: Inventory
+    /// `/v1/graph`'s answers for this set, built once per format.
+    let graphAnswers = GraphAnswers()
 
     public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int,
                 inventory: Inventory = Inventory()) {

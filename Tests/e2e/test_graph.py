@@ -2,6 +2,7 @@
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -132,3 +133,25 @@ def test_v1_graph_not_ready(start_server, tmp_path):
     s.wait_for("/healthz")
     r = s.get("/v1/graph")
     assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+
+
+def test_v1_graph_follows_a_reload(start_server, tmp_path):
+    """The graph is built once per loaded set: a reload gives the new set's graph, not the cached one."""
+    d = tmp_path / "p"
+    shutil.copytree(POLICIES, d)
+    s = start_server(policies_dir=d, args=["--reload-interval", "0.1", "--reload-settle", "0"])
+    before = s.get("/v1/graph?format=json").json()
+    assert s.get("/v1/graph?format=json").json() == before
+    generation = s.readyz()["generation"]
+    extra = ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: audit-caller, namespace: billing}\n"
+             "spec:\n  selector: {matchLabels: {app: billing-service}}\n  rules:\n"
+             "  - from: [{source: {principals: [cluster.local/ns/audit/sa/auditor]}}]\n")
+    (d / "zz-audit.yaml").write_text(extra)
+    for _ in range(100):  # bounded: 100 x 0.1 s
+        if s.readyz()["generation"] > generation:
+            break
+        time.sleep(0.1)
+    assert s.readyz()["generation"] > generation, s.log
+    after = s.get("/v1/graph?format=json").json()
+    assert any(e["from"] == "principal:cluster.local/ns/audit/sa/auditor" for e in after["edges"])
+    assert not any(e["from"] == "principal:cluster.local/ns/audit/sa/auditor" for e in before["edges"])

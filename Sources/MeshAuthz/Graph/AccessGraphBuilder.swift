@@ -25,9 +25,14 @@ public struct AccessGraphBuilder: Sendable {
         var unrestricted: Set<String> = []
         let witnesses = WitnessBuilder()
 
+        // A policy applies in its own namespace, or everywhere from the root namespace.
+        let byNamespace = Dictionary(grouping: enforced, by: \.id.namespace)
+        let root = byNamespace[input.options.rootNamespace] ?? []
         for destination in destinations {
             let workload = CheckRequest.Workload(namespace: destination.namespace, labels: destination.labels ?? [:])
-            let applicable = enforced.filter { evaluator.applies($0, to: workload) }
+            let namespace = destination.namespace ?? ""
+            let candidates = namespace == input.options.rootNamespace ? root : root + (byNamespace[namespace] ?? [])
+            let applicable = candidates.filter { evaluator.applies($0, to: workload) }
             let allows = applicable.filter { $0.action == .allow }
             let denies = applicable.filter { $0.action == .deny }
             let strict = resolver.mode(for: workload).mode == .strict
