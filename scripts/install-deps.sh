@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libmicrohttpd-dev libgnutls28-dev nginx wrk pkg-config openssl binutils)
+# chromium: the headless browser of the graph page test (Tests/e2e/test_graph_page.py); binutils: readelf (test_dist.py).
+APT_PACKAGES=(libmicrohttpd-dev libgnutls28-dev nginx wrk pkg-config openssl binutils chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -35,7 +35,7 @@ public struct RequestReading: Sendable {
 
 /// The HTTP API: maps each `HTTPRequest` to its `HTTPResponse`.
 ///
-/// - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/policies`
+/// - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/policies`, `GET /v1/graph` (GraphEndpoint.swift)
 /// - `POST /v1/check` (one request object or an array)
 /// - `/ext_authz` and `/ext_authz/<path>`, any method (see `ExtAuthz`)
 public final class API: Sendable {
@@ -126,6 +126,8 @@ public final class API: Sendable {
                                            body: text))
         case "/v1/policies":
             return (.policies, onlyGET(request) ?? policies())
+        case "/v1/graph":
+            return (.graph, onlyGET(request) ?? graph(request))
         default:
             return (.notFound, Self.error(404, code: "not_found", "no such endpoint: \(path)"))
         }

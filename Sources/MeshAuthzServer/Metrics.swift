@@ -21,7 +21,7 @@ public final class Counter: Sendable {
 public final class Metrics: Sendable {
     /// `endpoint` label values of `meshauthz_http_requests_total`.
     public enum Endpoint: Int, Sendable, CaseIterable {
-        case healthz, readyz, metrics, check, policies, extAuthz, notFound
+        case healthz, readyz, metrics, check, policies, graph, extAuthz, notFound
 
         public var label: String {
             switch self {
@@ -30,6 +30,7 @@ public final class Metrics: Sendable {
             case .metrics: return "/metrics"
             case .check: return "/v1/check"
             case .policies: return "/v1/policies"
+            case .graph: return "/v1/graph"
             case .extAuthz: return "/ext_authz"
             case .notFound: return "other"
             }

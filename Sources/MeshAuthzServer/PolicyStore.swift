@@ -19,8 +19,14 @@ public final class LoadedPolicySet: Sendable {
     public let tokenCache: TokenCache
     /// Gateway destinations' authentication plans under this set.
     public let gatewayPlans = GatewayAuthenticationPlans()
+    /// The workloads and Services of the manifests read with the set (`/v1/graph`); empty when none.
+    public let inventory: Inventory
+    /// `/v1/graph`'s answers for this set, built once per format.
+    let graphAnswers = GraphAnswers()
 
-    public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int) {
+    public init(engine: any DecisionEngine, policySet: PolicySet, generation: Int, loadedAt: WallTime, fileCount: Int,
+                inventory: Inventory = Inventory()) {
+        self.inventory = inventory
         self.engine = engine
         self.policySet = policySet
         self.generation = generation
@@ -134,10 +140,11 @@ public final class PolicyStore: Sendable {
 
     /// Installs a freshly loaded set (clearing any previous error); returns it.
     @discardableResult
-    public func install(_ set: PolicySet, engine: any DecisionEngine, fileCount: Int, at time: WallTime = .now()) -> LoadedPolicySet {
+    public func install(_ set: PolicySet, engine: any DecisionEngine, fileCount: Int, at time: WallTime = .now(),
+                        inventory: Inventory = Inventory()) -> LoadedPolicySet {
         let generation = generations.add(1, ordering: .sequentiallyConsistent).newValue
         let loaded = LoadedPolicySet(engine: engine, policySet: set, generation: generation, loadedAt: time,
-                                     fileCount: fileCount)
+                                     fileCount: fileCount, inventory: inventory)
         cell.replace(PolicyState(loaded: loaded, lastError: nil))
         return loaded
     }

@@ -97,7 +97,10 @@ public final class Reloader {
         switch result {
         case .success(let set):
             let engine = engineKind.makeEngine(set)
-            let loaded = store.install(set, engine: engine, fileCount: files.count)
+            // The manifests among the files, for /v1/graph; read again only when there are any.
+            let inventory = set.otherResources.contains { InventoryReader.readsKind($0.kind) }
+                ? InventoryReader.read(files, limits: limits).inventory : Inventory()
+            let loaded = store.install(set, engine: engine, fileCount: files.count, inventory: inventory)
             metrics.recordReload(success: true)
             let ms = Double((monotonicNanoseconds() - started) / 1000) / 1000
             let others = set.otherResourceCounts.map { "\($0.count) \($0.kind)" }.joined(separator: ", ")

@@ -17,7 +17,7 @@ struct MeshAuthzCommand: ParsableCommand {
         commandName: "meshauthz",
         abstract: "Istio AuthorizationPolicy / PeerAuthentication decisions, over HTTP or on the command line.",
         version: BuildInfo.versionLine,
-        subcommands: [Serve.self, Check.self, Validate.self, Explain.self, Test.self, Lint.self, Generate.self])
+        subcommands: [Serve.self, Check.self, Validate.self, Explain.self, Test.self, Lint.self, Graph.self, Generate.self])
 }
 
 /// The options every command that loads policies takes.

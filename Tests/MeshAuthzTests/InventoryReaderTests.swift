@@ -184,3 +184,25 @@ import Testing
         #expect(set.otherResources.count == 9)
     }
 }
+
+/// The analyses' index answers as the inventory's own queries do.
+@Suite struct InventoryIndexTests {
+    @Test func sameAnswers() {
+        let (inventory, _) = InventoryReader.read([PolicyFile(name: "all.yaml", text: InventoryReaderTests.manifests)])
+        let index = InventoryIndex(inventory)
+        for host in ["billing-service.billing.svc.cluster.local", "billing-service.billing", "billing-service.billing.svc",
+                     "*.billing.svc.cluster.local", "*", "Billing-Service.billing", "billing-service", "nope.billing"] {
+            for namespace in ["billing", "edge"] {
+                #expect(index.services(forHost: host, from: namespace) == inventory.services(forHost: host, from: namespace), "\(host) from \(namespace)")
+            }
+        }
+        for (namespace, name) in [("billing", "billing-sa"), ("billing", "batch-sa"), ("billing", "default"), ("billing", "x"), ("nowhere", "default")] {
+            #expect(index.declaresServiceAccount(namespace: namespace, name: name) == inventory.declaresServiceAccount(namespace: namespace, name: name))
+        }
+        for namespace in ["billing", "default", "core"] {
+            #expect(index.declaresNamespace(namespace) == inventory.declaresNamespace(namespace))
+            #expect(index.workloads(in: namespace, selectedBy: ["app": "billing-service"]) == inventory.workloads(in: namespace, selectedBy: ["app": "billing-service"]))
+        }
+        #expect(index.workloads(of: inventory.services[0]) == inventory.workloads(of: inventory.services[0]))
+    }
+}

@@ -27,7 +27,7 @@ def test_spec_is_valid_openapi_31():
 
 def test_spec_documents_every_endpoint():
     assert set(oc.SPEC["paths"]) == {
-        "/healthz", "/readyz", "/metrics", "/v1/check", "/v1/policies", "/ext_authz", "/ext_authz/{path}"}
+        "/healthz", "/readyz", "/metrics", "/v1/check", "/v1/policies", "/v1/graph", "/ext_authz", "/ext_authz/{path}"}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,12 @@ SCENARIOS = [
     ("ready", "POST", "/v1/check", {"data": b"[" + b"{}," * 1_500_000 + b"{}]"}, 413),
     ("ready", "GET", "/v1/policies", {}, 200),
     ("unready", "GET", "/v1/policies", {}, 200),
+    ("ready", "GET", "/v1/graph", {}, 200),
+    ("ready", "GET", "/v1/graph?format=json", {}, 200),
+    ("ready", "GET", "/v1/graph?format=dot", {}, 200),
+    ("ready", "GET", "/v1/graph?format=mermaid", {}, 200),
+    ("ready", "GET", "/v1/graph?format=png", {}, 400),
+    ("unready", "GET", "/v1/graph", {}, 503),
     ("unready", "GET", "/ext_authz/api/users", EXT_ALLOW, 403),
     # an AUDIT rule matches: x-meshauthz-audit, validated against its documented pattern
     ("ready", "GET", "/ext_authz/api/orders", EXT_ALLOW, 200),

@@ -1,3 +1,5 @@
+import Yams
+
 /// What every analyzer looks at: the policies that loaded (those with errors are reported and left out),
 /// the inventory of the manifests, and the errors of both readers.
 public struct AnalysisInput: Sendable {
@@ -5,10 +7,13 @@ public struct AnalysisInput: Sendable {
     public let inventory: Inventory
     public let loadErrors: [PolicyError]
     public let manifestErrors: [PolicyError]
+    /// The inventory's queries, indexed.
+    let index: InventoryIndex
 
     public init(set: PolicySet, inventory: Inventory, loadErrors: [PolicyError] = [], manifestErrors: [PolicyError] = []) {
         self.set = set
         self.inventory = inventory
+        self.index = InventoryIndex(inventory)
         self.loadErrors = loadErrors
         self.manifestErrors = manifestErrors
     }
@@ -18,8 +23,14 @@ public struct AnalysisInput: Sendable {
     /// Reads files as `lint` does: the policy loader for the policies, the inventory reader for the rest.
     public static func read(_ files: [PolicyFile], readErrors: [PolicyError] = [], options: MeshOptions = MeshOptions(),
                             limits: LoadLimits = LoadLimits()) -> AnalysisInput {
-        let (set, loadErrors) = PolicyLoader.loadCollecting(files, options: options, limits: limits)
-        let (inventory, manifestErrors) = InventoryReader.read(files, limits: limits)
+        // Each file is parsed once: the loader's documents are read again for the manifests.
+        var parsed: [String: [Node]] = [:]
+        let (set, loadErrors) = PolicyLoader.loadCollecting(files, options: options, limits: limits) { file, reader in
+            let documents = PolicyLoader.documents(of: file, reader)
+            parsed[file.name] = documents
+            return documents
+        }
+        let (inventory, manifestErrors) = InventoryReader.read(files, limits: limits, parsed: parsed)
         // A syntax or limit error is found by both readers: report it once.
         let seen = Set(loadErrors.map { "\($0.location) \($0.message)" })
         return AnalysisInput(set: set, inventory: inventory, loadErrors: readErrors + loadErrors,
@@ -30,7 +41,10 @@ public struct AnalysisInput: Sendable {
     /// from the root namespace; selector or targetRefs).
     func workloads(of policy: AuthorizationPolicy) -> [Inventory.Workload] {
         let evaluator = ReferenceEvaluator(set)
-        return inventory.workloads.filter { evaluator.applies(policy, to: $0.asDestination) }
+        // Only the root namespace's policies reach other namespaces.
+        let candidates = policy.id.namespace == options.rootNamespace ? inventory.workloads
+            : index.workloads(in: policy.id.namespace, selectedBy: nil)
+        return candidates.filter { evaluator.applies(policy, to: $0.asDestination) }
     }
 }
 

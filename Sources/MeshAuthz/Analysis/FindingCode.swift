@@ -61,7 +61,7 @@ public enum FindingCode: String, Sendable, Hashable, CaseIterable {
         case .unknownHost: return "a DestinationRule host that no Service of the manifests serves"
         case .allowNothingOnWorkload: return "an ALLOW policy without rules on selected workloads: every request to them is denied"
         case .allowNothingNamespace: return "the namespace-wide allow-nothing policy (the zero-trust default)"
-        case .allowAnyRequest: return "an ALLOW rule {} that allows every request, plaintext ones included"
+        case .allowAnyRequest: return "an ALLOW rule {} that allows every request from any caller (plaintext ones too where mTLS is not STRICT)"
         case .selectsNothing: return "a selector or targetRef that selects no workload of the manifests"
         case .unknownServiceAccount: return "a principal or service account that no manifest declares in that namespace"
         case .principalForm: return "a principal written with spiffe:// (never matches) or without the mesh's trust domain"

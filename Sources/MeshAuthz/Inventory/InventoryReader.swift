@@ -25,6 +25,9 @@ public enum InventoryReader {
         "VirtualService": (["networking.istio.io"], .virtualService),
     ]
 
+    /// Whether a kind is one the reader reads (by name; the API group is checked when reading).
+    public static func readsKind(_ kind: String) -> Bool { kinds[kind] != nil }
+
     enum ManifestKind {
         /// A pod template at `spec.template`.
         case controller
@@ -39,11 +42,18 @@ public enum InventoryReader {
     }
 
     public static func read(_ files: [PolicyFile], limits: LoadLimits = LoadLimits()) -> (inventory: Inventory, errors: [PolicyError]) {
+        read(files, limits: limits, parsed: nil)
+    }
+
+    /// `parsed`: the documents of files the policy loader has already parsed (and checked for aliases).
+    static func read(_ files: [PolicyFile], limits: LoadLimits, parsed: [String: [Node]]?) -> (inventory: Inventory, errors: [PolicyError]) {
         var inventory = Inventory()
         var errors: [PolicyError] = []
         var resources = 0
         var totalBytes = 0
         files: for file in files {
+            // A file the loader did not parse (over a limit) was reported by it.
+            if let parsed, parsed[file.name] == nil { continue }
             let size = file.text.utf8.count
             totalBytes += size
             if size > limits.maxFileBytes || totalBytes > limits.maxTotalBytes {
@@ -51,12 +61,17 @@ public enum InventoryReader {
                 if totalBytes > limits.maxTotalBytes { break }
                 continue
             }
-            if let aliases = AliasBudget.check(file.text, file: file.name, maxAliasNodes: limits.maxAliasNodes) {
-                errors.append(aliases)
-                continue
-            }
             let reader = YAMLReader(file: file.name)
-            var pending = PolicyLoader.documents(of: file, reader)
+            var pending: [Node]
+            if let known = parsed?[file.name] {
+                pending = known
+            } else {
+                if let aliases = AliasBudget.check(file.text, file: file.name, maxAliasNodes: limits.maxAliasNodes) {
+                    errors.append(aliases)
+                    continue
+                }
+                pending = PolicyLoader.documents(of: file, reader)
+            }
             pending.reverse()
             // A stack instead of recursion: `List` items are pushed; every node popped counts as a resource,
             // so the walk is bounded by the limit.

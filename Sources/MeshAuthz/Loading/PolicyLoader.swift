@@ -26,6 +26,13 @@ public enum PolicyLoader {
     /// errors and still looks at the rest. Never for decisions: a set with errors is refused (`load`).
     public static func loadCollecting(_ files: [PolicyFile], options: MeshOptions = MeshOptions(),
                                       limits: LoadLimits = LoadLimits()) -> (set: PolicySet, errors: [PolicyError]) {
+        loadCollecting(files, options: options, limits: limits, parse: documents(of:_:))
+    }
+
+    /// `parse` gives a file's documents (analysis keeps them to read the manifests of the same files
+    /// without parsing them again).
+    static func loadCollecting(_ files: [PolicyFile], options: MeshOptions, limits: LoadLimits,
+                               parse: (PolicyFile, YAMLReader) -> [Node]) -> (set: PolicySet, errors: [PolicyError]) {
         var context = Context(set: PolicySet(options: options), limits: limits)
         var errors: [PolicyError] = []
         var totalBytes = 0
@@ -45,7 +52,7 @@ public enum PolicyLoader {
                 continue
             }
             let reader = YAMLReader(file: file.name)
-            for document in documents(of: file, reader) where !context.overLimit {
+            for document in parse(file, reader) where !context.overLimit {
                 decodeResource(document, reader, &context)
             }
             errors += reader.errors

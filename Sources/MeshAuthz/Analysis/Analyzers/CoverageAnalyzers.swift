@@ -5,10 +5,13 @@ struct WorkloadCoverage {
 
     static func all(_ input: AnalysisInput) -> [WorkloadCoverage] {
         let evaluator = ReferenceEvaluator(input.set)
-        let enforced = input.set.authorizationPolicies.filter { !$0.dryRun }
+        // A policy applies in its own namespace, or everywhere from the root namespace.
+        let byNamespace = Dictionary(grouping: input.set.authorizationPolicies.filter { !$0.dryRun }, by: \.id.namespace)
+        let root = byNamespace[input.options.rootNamespace] ?? []
         return input.inventory.workloads.map { workload in
             let destination = workload.asDestination
-            return WorkloadCoverage(workload: workload, policies: enforced.filter { evaluator.applies($0, to: destination) })
+            let candidates = workload.id.namespace == input.options.rootNamespace ? root : root + (byNamespace[workload.id.namespace] ?? [])
+            return WorkloadCoverage(workload: workload, policies: candidates.filter { evaluator.applies($0, to: destination) })
         }
     }
 }

@@ -61,7 +61,7 @@ struct UnknownServiceAccountAnalyzer: Analyzer {
                     account = parts.count == 2 ? (String(parts[0]), String(parts[1])) : (policy.id.namespace, item.value)
                 }
                 guard account.namespace != input.options.rootNamespace,
-                      !input.inventory.declaresServiceAccount(namespace: account.namespace, name: account.name) else { return nil }
+                      !input.index.declaresServiceAccount(namespace: account.namespace, name: account.name) else { return nil }
                 return Finding(code, at: policy.location, resource: policy.resourceName,
                                "\(item.path) names service account \(account.name) in namespace \(account.namespace), which no manifest declares: no caller has that identity",
                                fix: "use the serviceAccountName of the calling workload, or add its ServiceAccount")
@@ -80,7 +80,7 @@ struct UnknownNamespaceAnalyzer: Analyzer {
         input.set.authorizationPolicies.flatMap { policy in
             policy.sourceValues(["namespaces", "notNamespaces"]).compactMap { item -> Finding? in
                 guard !item.value.contains("*"), item.value != input.options.rootNamespace,
-                      !input.inventory.declaresNamespace(item.value) else { return nil }
+                      !input.index.declaresNamespace(item.value) else { return nil }
                 return Finding(code, at: policy.location, resource: policy.resourceName,
                                "\(item.path) names namespace \(item.value), which no manifest declares: no caller comes from it",
                                fix: "check the namespace's spelling, or add its manifests to the paths")

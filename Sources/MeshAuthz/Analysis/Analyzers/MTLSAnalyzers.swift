@@ -32,8 +32,8 @@ struct DestinationRuleTargets {
         let resolver = PeerAuthenticationResolver(input.set)
         if input.inventory.hasWorkloads {
             var result: [(String, MTLSMode)] = []
-            for service in input.inventory.services(forHost: rule.host, from: rule.id.namespace) {
-                for workload in input.inventory.workloads(of: service) {
+            for service in input.index.services(forHost: rule.host, from: rule.id.namespace) {
+                for workload in input.index.workloads(of: service) {
                     var destination = workload.asDestination
                     destination.port = setting.port.flatMap { targetPort(service, workload, $0) }
                     result.append(("\(workload.kind) \(workload.id)", resolver.mode(for: destination).mode))
@@ -126,9 +126,9 @@ struct UnknownHostAnalyzer: Analyzer {
             let host = rule.host.lowercased()
             let parts = host.split(separator: ".")
             let clusterHost = parts.count == 1 || host.hasSuffix(".svc") || host.contains(".svc.")
-                || (parts.count == 2 && input.inventory.declaresNamespace(String(parts[1])))
+                || (parts.count == 2 && input.index.declaresNamespace(String(parts[1])))
             guard clusterHost, !host.hasPrefix("*"),
-                  input.inventory.services(forHost: host, from: rule.id.namespace).isEmpty else { return nil }
+                  input.index.services(forHost: host, from: rule.id.namespace).isEmpty else { return nil }
             return Finding(code, at: rule.hostLocation, resource: rule.resourceName,
                            "host \(rule.host) matches no Service of the manifests: the rule applies to no traffic",
                            fix: "name an existing Service (name.namespace.svc.cluster.local)")

@@ -40,7 +40,7 @@ struct AllowAnyRequestAnalyzer: Analyzer {
             return policy.rules.enumerated().compactMap { index, rule in
                 guard rule.from.isEmpty, rule.to.isEmpty, rule.when.isEmpty else { return nil }
                 return Finding(code, at: policy.location, resource: policy.resourceName,
-                               "spec.rules[\(index)] is {}: it allows every request to \(policy.targetDescription), from any caller, plaintext ones included",
+                               "spec.rules[\(index)] is {}: it allows every request to \(policy.targetDescription), from any caller (plaintext ones too where mTLS is not STRICT)",
                                fix: "name the callers (from.source.principals) and what they may do (to.operation)")
             }
         }
