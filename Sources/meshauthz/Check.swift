@@ -24,25 +24,8 @@ struct Check: ParsableCommand {
     var engine: EngineKind = .compiled
 
     func run() throws {
-        let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh,
-                                                  limits: loadOptions.limits, allowEmpty: loadOptions.allowEmpty)
-        let set: PolicySet
-        switch result {
-        case .success(let loaded):
-            set = loaded
-        case .failure(let failure):
-            for error in failure.errors { printError(error.description) }
-            printError("meshauthz check: the policy set in \(policyOptions.policies) is invalid (\(failure.errors.count) error(s))")
-            throw ExitCode(2)
-        }
-
-        let input: [UInt8]
-        switch readAll(path: request == "-" ? nil : request) {
-        case .success(let bytes): input = bytes
-        case .failure(let error):
-            printError("meshauthz check: cannot read the request: \(error)")
-            throw ExitCode(2)
-        }
+        let set = try policyOptions.loadSet(loadOptions, command: "check")
+        let input = try readRequestBody(request, command: "check")
         let body: CheckRequestBody
         do {
             body = try CheckRequest.decodeBody(input)

@@ -33,24 +33,8 @@ struct Explain: ParsableCommand {
     var engine: EngineKind = .compiled
 
     func run() throws {
-        let (result, _) = PolicyDirectory.load(policyOptions.policies, options: policyOptions.mesh,
-                                               limits: loadOptions.limits, allowEmpty: loadOptions.allowEmpty)
-        let set: PolicySet
-        switch result {
-        case .success(let loaded):
-            set = loaded
-        case .failure(let failure):
-            for error in failure.errors { printError(error.description) }
-            printError("meshauthz explain: the policy set in \(policyOptions.policies) is invalid (\(failure.errors.count) error(s))")
-            throw ExitCode(2)
-        }
-        let input: [UInt8]
-        switch readAll(path: request == "-" ? nil : request) {
-        case .success(let bytes): input = bytes
-        case .failure(let error):
-            printError("meshauthz explain: cannot read the request: \(error)")
-            throw ExitCode(2)
-        }
+        let set = try policyOptions.loadSet(loadOptions, command: "explain")
+        let input = try readRequestBody(request, command: "explain")
         let prepared: (request: CheckRequest, normalizedPath: String?)
         do {
             guard case .single(let one) = try CheckRequest.decodeBody(input) else {
