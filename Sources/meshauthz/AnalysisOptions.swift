@@ -25,37 +25,11 @@ extension MeshAuthzCommand {
 /// What `lint`, `graph` and `generate` read with: the mesh settings and the loader's bounds (the same
 /// flags and defaults as `serve`'s).
 struct AnalysisOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Istio root namespace: its policies apply mesh-wide.", valueName: "namespace"))
-    var rootNamespace: String = "istio-system"
+    @OptionGroup var meshOptions: MeshSettingOptions
+    @OptionGroup var limitOptions: LimitOptions
 
-    @Option(name: .long, help: ArgumentHelp("Istio trust domain of the mesh.", valueName: "domain"))
-    var trustDomain: String = "cluster.local"
-
-    @Option(name: .long, help: ArgumentHelp("Largest file, in bytes.", valueName: "bytes"))
-    var maxPolicyFileBytes: Int = LoadLimits.defaultMaxFileBytes
-
-    @Option(name: .long, help: ArgumentHelp("Largest total size of the files, in bytes.", valueName: "bytes"))
-    var maxPolicyTotalBytes: Int = LoadLimits.defaultMaxTotalBytes
-
-    @Option(name: .long, help: ArgumentHelp("Most resources (YAML documents, List items) in all the files.", valueName: "n"))
-    var maxResources: Int = LoadLimits.defaultMaxResources
-
-    @Option(name: .long, help: ArgumentHelp("Most YAML nodes a file may reach through aliases.", valueName: "n"))
-    var maxAliasNodes: Int = LoadLimits.defaultMaxAliasNodes
-
-    var mesh: MeshOptions { MeshOptions(rootNamespace: rootNamespace, trustDomain: trustDomain) }
-
-    var limits: LoadLimits {
-        LoadLimits(maxFileBytes: maxPolicyFileBytes, maxTotalBytes: maxPolicyTotalBytes, maxResources: maxResources,
-                   maxAliasNodes: maxAliasNodes)
-    }
-
-    func validate() throws {
-        for (flag, value) in [("--max-policy-file-bytes", maxPolicyFileBytes), ("--max-policy-total-bytes", maxPolicyTotalBytes),
-                              ("--max-resources", maxResources), ("--max-alias-nodes", maxAliasNodes)] where value < 0 {
-            throw ValidationError("\(flag) must be >= 0")
-        }
-    }
+    var mesh: MeshOptions { meshOptions.mesh }
+    var limits: LoadLimits { limitOptions.limits }
 
     /// Reads the paths as `lint` does; an unreadable path is printed and exits 2.
     func read(_ paths: [String], command: String) throws -> AnalysisInput {

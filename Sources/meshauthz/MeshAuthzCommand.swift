@@ -25,6 +25,13 @@ struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Directory of policy files (*.yaml, *.yml, *.json in any case, read recursively).", valueName: "dir"))
     var policies: String = "policies"
 
+    @OptionGroup var meshOptions: MeshSettingOptions
+
+    var mesh: MeshOptions { meshOptions.mesh }
+}
+
+/// The mesh's root namespace and trust domain (every command that reads policies).
+struct MeshSettingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Istio root namespace: its policies apply mesh-wide.", valueName: "namespace"))
     var rootNamespace: String = "istio-system"
 

@@ -33,11 +33,7 @@ struct Test: ParsableCommand {
         "Policy directory for test files that name none (no policies: or policiesDir:).", valueName: "dir"))
     var policies: String?
 
-    @Option(name: .long, help: ArgumentHelp("Istio root namespace: its policies apply mesh-wide.", valueName: "namespace"))
-    var rootNamespace: String = "istio-system"
-
-    @Option(name: .long, help: ArgumentHelp("Istio trust domain of the mesh.", valueName: "domain"))
-    var trustDomain: String = "cluster.local"
+    @OptionGroup var meshOptions: MeshSettingOptions
 
     @OptionGroup var normalization: NormalizationOptions
 
@@ -57,8 +53,7 @@ struct Test: ParsableCommand {
     }
 
     func run() throws {
-        let mesh = MeshOptions(rootNamespace: rootNamespace, trustDomain: trustDomain)
-        var runner = PolicyTestRunner(mesh: mesh, limits: loadOptions.limits, allowEmpty: loadOptions.allowEmpty,
+        var runner = PolicyTestRunner(mesh: meshOptions.mesh, limits: loadOptions.limits, allowEmpty: loadOptions.allowEmpty,
                                       normalization: normalization.pathNormalization, engine: engine,
                                       commandLinePolicies: policies)
         var results: [PolicyTestRunner.FileResult] = []
