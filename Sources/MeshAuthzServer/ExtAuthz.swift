@@ -129,49 +129,61 @@ extension API {
     }
 
     /// A Service's workloads may be under different policies: the request is answered only when every one
-    /// of them gets the same decision, since the gateway, not meshauthz, picks the pod.
+    /// of them gets the same decision, since the gateway, not meshauthz, picks the pod. All are judged on one
+    /// snapshot of the policy set (a reload between two of them cannot make them look alike), and the first
+    /// workload's decision is the answer's (evaluated once).
     private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
                         byHost: (service: ResourceID, candidates: [HostRouting.Candidate], hostPort: Int?)?,
                         explicitPort: Bool) -> HTTPResponse {
-        guard let byHost, byHost.candidates.count > 1 else { return answer(question, request, started: started) }
-        let first = store.withCurrent { $0.loaded?.engine.evaluate(question).decision }
-        for candidate in byHost.candidates.dropFirst() {
-            var other = question
-            other.namespace = candidate.namespace.bytes
-            other.workload = candidate.labels.bytes
-            if !explicitPort { other.port = candidate.destinationPort(byHost.hostPort) }
-            let decision = store.withCurrent { $0.loaded?.engine.evaluate(other).decision }
-            if decision?.allowed != first?.allowed || decision?.stage != first?.stage || decision?.rule != first?.rule {
-                return Self.gatewayError(
-                    "the Host names the Service \(byHost.service), whose workloads \(byHost.candidates[0].workload) and \(candidate.workload) are under different policies for this request; name the workload (x-authz-workload)",
-                    field: "host")
+        store.withCurrent { state in
+            guard let byHost, byHost.candidates.count > 1, let loaded = state.loaded else {
+                return answer(question, request, started: started, state: state, known: nil)
             }
+            // With RequestAuthentication the workloads are compared on the request as sent (a token's identity
+            // is verified for the answering workload only), and the answer is worked out afresh.
+            let authenticates = !loaded.authentication.authenticator.isEmpty
+            let first = authenticates ? loaded.engine.evaluate(question)
+                : timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
+            for candidate in byHost.candidates.dropFirst() {
+                var other = question
+                other.namespace = candidate.namespace.bytes
+                other.workload = candidate.labels.bytes
+                if !explicitPort { other.port = candidate.destinationPort(byHost.hostPort) }
+                let decision = loaded.engine.evaluate(other).decision
+                if decision.allowed != first.decision.allowed || decision.stage != first.decision.stage
+                    || decision.rule != first.decision.rule {
+                    return Self.gatewayError(
+                        "the Host names the Service \(byHost.service), whose workloads \(byHost.candidates[0].workload) and \(candidate.workload) are under different policies for this request; name the workload (x-authz-workload)",
+                        field: "host")
+                }
+            }
+            return answer(question, request, started: started, state: state, known: authenticates ? nil : first)
         }
-        return answer(question, request, started: started)
     }
 
-    private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64) -> HTTPResponse {
-        store.withCurrent { state in
-            guard let loaded = state.loaded else {
-                let decision = state.notReadyDecision
-                metrics.recordDecision(.extAuthz, decision, nanoseconds: 0)
-                if let decisionLog { log(decision, question, request, started: started, to: decisionLog) }
-                return Self.gatewayAnswer(decision)
-            }
-            if !loaded.authentication.authenticator.isEmpty,
-               let response = authenticatedAnswer(question, loaded, request, started: started) {
-                return response
-            }
-            let (decision, outcome) = timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
-            // Built here only when this decision is logged; written by the log's own thread.
-            if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
-                log(decision, question, request, started: started, to: decisionLog)
-            }
-            // Answers without reports depend on the decision alone: built once per outcome, then reused.
-            guard let outcome else { return Self.gatewayAnswer(decision) }
-            // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
-            return loaded.answers.response(outcome.index) { Self.gatewayAnswer(decision) }
+    /// `known`: the engine's answer for `question` on this `state`, when the caller has it already (and has
+    /// counted it in the metrics); only without authentication, whose verified identity changes the question.
+    private func answer(_ question: GatewayRequest, _ request: HTTPRequest, started: UInt64, state: PolicyState,
+                        known: (decision: Decision, outcome: OutcomeKey?)?) -> HTTPResponse {
+        guard let loaded = state.loaded else {
+            let decision = state.notReadyDecision
+            metrics.recordDecision(.extAuthz, decision, nanoseconds: 0)
+            if let decisionLog { log(decision, question, request, started: started, to: decisionLog) }
+            return Self.gatewayAnswer(decision)
         }
+        if !loaded.authentication.authenticator.isEmpty,
+           let response = authenticatedAnswer(question, loaded, request, started: started) {
+            return response
+        }
+        let (decision, outcome) = known ?? timed(.extAuthz, { loaded.engine.evaluate(question) }, decision: { $0.decision })
+        // Built here only when this decision is logged; written by the log's own thread.
+        if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
+            log(decision, question, request, started: started, to: decisionLog)
+        }
+        // Answers without reports depend on the decision alone: built once per outcome, then reused.
+        guard let outcome else { return Self.gatewayAnswer(decision) }
+        // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
+        return loaded.answers.response(outcome.index) { Self.gatewayAnswer(decision) }
     }
 
     func log(_ decision: Decision, _ question: GatewayRequest, _ request: HTTPRequest, started: UInt64,
