@@ -5,8 +5,9 @@ import MeshAuthz
 public protocol DecisionEngine: Sendable {
     func evaluate(_ request: CheckRequest) -> Decision
 
-    /// A gateway request. `outcome` names answers without reports (`OutcomeKey`, below `outcomeCount`; equal
-    /// keys, equal decisions), so the server can build each answer once; nil when the answer is one of a kind.
+    /// A gateway request. `outcome` names the answer (`OutcomeKey`: an index below `outcomeCount`, and the
+    /// reported rules; equal keys, equal decisions), so the server can build each answer once; nil when the
+    /// answer is one of a kind.
     func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: OutcomeKey?)
 
     var outcomeCount: Int { get }

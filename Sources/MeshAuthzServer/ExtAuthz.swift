@@ -180,8 +180,11 @@ extension API {
         if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
             log(decision, question, request, started: started, to: decisionLog)
         }
-        // Answers without reports depend on the decision alone: built once per outcome, then reused.
+        // An answer depends on its outcome alone: built once per outcome, then reused.
         guard let outcome else { return Self.gatewayAnswer(decision) }
+        guard outcome.reports.isEmpty else {
+            return loaded.reportingAnswers.response(outcome) { Self.gatewayAnswer(decision) }
+        }
         // The cache's slots are the keys' indices (`ResponseCache(capacity: engine.outcomeCount)`).
         return loaded.answers.response(outcome.index) { Self.gatewayAnswer(decision) }
     }

@@ -77,6 +77,13 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// `stages.count`, as a constant for the request path (a static array is a lazy global).
+    static let stageCount = 8
+    /// The static tables below, per instance: loads from `self` on the request path instead of lazy-global
+    /// accesses and retains.
+    private let codes: [Int] = Metrics.codes
+    private let decisionBounds: [UInt64] = Metrics.bucketBoundsNanoseconds
+    private let requestBounds: [UInt64] = Metrics.requestBucketBoundsNanoseconds
     /// endpoint × stage × (deny, allow), preallocated.
     private let decisions: [Counter]
     /// Dry-run and AUDIT matches by policy (rare, so a lock is fine).
@@ -107,7 +114,8 @@ public final class Metrics: Sendable {
 
     public init(decisionLog: DecisionLog? = nil) {
         self.decisionLog = decisionLog
-        decisions = (0..<(DecisionEndpoint.allCases.count * Self.stages.count * 2)).map { _ in Counter() }
+        precondition(Self.stages.count == Self.stageCount)
+        decisions = (0..<(DecisionEndpoint.allCases.count * Self.stageCount * 2)).map { _ in Counter() }
         requestBuckets = (0..<(Endpoint.allCases.count * (Self.requestBucketBounds.count + 1))).map { _ in Counter() }
         requestNanoseconds = Endpoint.allCases.map { _ in Counter() }
         buckets = (0...Self.bucketBounds.count).map { _ in Counter() }
@@ -119,25 +127,29 @@ public final class Metrics: Sendable {
     /// One decision and how long the engine took.
     @inline(__always)
     public func recordDecision(_ endpoint: DecisionEndpoint, _ decision: Decision, nanoseconds: UInt64) {
-        decisions[(endpoint.rawValue * Self.stages.count + Self.stageIndex(decision.stage)) * 2 + (decision.allowed ? 1 : 0)].add()
-        if !decision.dryRun.isEmpty || !decision.audit.isEmpty { shadows.record(decision) }
+        decisions[(endpoint.rawValue * Self.stageCount + Self.stageIndex(decision.stage)) * 2 + (decision.allowed ? 1 : 0)].add()
+        if decision.hasReports { shadows.record(decision) }
         durationNanoseconds.add(nanoseconds)
-        let bounds = Self.bucketBoundsNanoseconds
-        var index = 0
-        while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
-        buckets[index].add()
+        buckets[Self.bucket(nanoseconds, decisionBounds)].add()
     }
 
     @inline(__always)
     public func recordHTTP(_ endpoint: Endpoint, status: Int, nanoseconds: UInt64? = nil) {
-        let codeIndex = Self.codes.firstIndex(of: status) ?? Self.codes.count
-        httpRequests[endpoint.rawValue * (Self.codes.count + 1) + codeIndex].add()
+        let codes = self.codes
+        var codeIndex = 0
+        while codeIndex < codes.count && codes[codeIndex] != status { codeIndex += 1 }
+        httpRequests[endpoint.rawValue * (codes.count + 1) + codeIndex].add()
         guard let nanoseconds else { return }
         requestNanoseconds[endpoint.rawValue].add(nanoseconds)
-        let bounds = Self.requestBucketBoundsNanoseconds
+        requestBuckets[endpoint.rawValue * (requestBounds.count + 1) + Self.bucket(nanoseconds, requestBounds)].add()
+    }
+
+    /// The first bucket whose upper bound is at or above `nanoseconds`; `bounds.count` (+Inf) if none.
+    @inline(__always)
+    static func bucket(_ nanoseconds: UInt64, _ bounds: [UInt64]) -> Int {
         var index = 0
         while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
-        requestBuckets[endpoint.rawValue * (bounds.count + 1) + index].add()
+        return index
     }
 
     public func recordValidations(_ list: [(issuer: String, result: String)]) {

@@ -13,6 +13,9 @@ public final class LoadedPolicySet: Sendable {
     public let fileCount: Int
     /// The gateway answers of this set, one per `engine.outcomeCount`, built as they are first needed.
     public let answers: ResponseCache
+    /// The gateway answers that report dry-run or AUDIT rules, by `OutcomeKey` (each combination of decision
+    /// and reported rules that traffic brings, up to 4,096).
+    public let reportingAnswers = KeyedResponseCache<OutcomeKey>(capacity: 4096)
     /// The set's RequestAuthentications (jwt_authn) in front of the engine.
     public let authentication: AuthenticatedCheck
     /// Tokens verified under this set's keys.

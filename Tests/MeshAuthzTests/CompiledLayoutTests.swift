@@ -4,6 +4,19 @@ import Testing
 /// The memory layout the compiled matcher's speed at 10,000 policies relies on (see Slots.swift), and the
 /// value semantics of `Decision`, whose texts live in one shared object.
 @Suite struct CompiledLayoutTests {
+    /// `ProgramCode.decode` bit-casts a byte: valid only for one-byte enums whose raw values are 0 ... last.
+    @Test func programCodesDecodeExactlyTheirRawValues() {
+        func check<E: ProgramCode>(_: E.Type, _ make: (UInt32) -> E?) {
+            #expect(MemoryLayout<E>.size == 1, "\(E.self)")
+            for raw in UInt32(0)...300 { #expect(E.decode(raw) == make(raw), "\(E.self) \(raw)") }
+        }
+        check(Attribute.self) { Attribute(rawValue: $0) }
+        check(MatcherKind.self) { MatcherKind(rawValue: $0) }
+        check(RuleCategory.self) { RuleCategory(rawValue: $0) }
+        check(TemplateTokenKind.self) { TemplateTokenKind(rawValue: $0) }
+        check(StringPattern.Kind.self) { $0 <= 255 ? StringPattern.Kind(rawValue: UInt8($0)) : nil }
+    }
+
     @Test func hashTableSlotsAreTwoWholeCacheLines() {
         #expect(MemoryLayout<NamespaceSlot>.stride == 128)
         #expect(MemoryLayout<LabelSlot>.stride == 128)

@@ -85,6 +85,31 @@ import MicroHTTPD
         }
     }
 
+    /// Keys get slots as they come, each key its own answer; past the capacity, answers are built per request.
+    @Test func keyedAnswersAreBuiltOncePerKeyUpToTheCapacity() throws {
+        let cache = KeyedResponseCache<[UInt32]>(capacity: 2)
+        let builds = LockedBox<[String]>([])
+        try withServer(handler: { request in
+            let path = String(request.rawPath)
+            let key = path.dropFirst().split(separator: ",").compactMap { UInt32($0) }
+            return cache.response(key) {
+                builds.update { $0.append(path) }
+                return HTTPResponse(status: 200, headers: [("x-key", path)], body: path)
+            }
+        }) { server in
+            let client = try RawHTTPClient(port: server.boundPort)
+            for round in 0..<3 {
+                for path in ["/1,2", "/2", "/1,2,3"] {
+                    let r = try client.request("GET", path)
+                    #expect(r.status == 200 && r.header("x-key") == path && r.bodyText == path, "round \(round)")
+                }
+            }
+            #expect(cache.count == 2)
+            // The first two keys were built once; the third, past the capacity, on every request.
+            #expect(builds.get().sorted() == ["/1,2", "/1,2,3", "/1,2,3", "/1,2,3", "/2"])
+        }
+    }
+
     /// Threads racing to fill one slot (each with its own status) keep one response, and every cached answer
     /// carries the status of the response it queues (under ThreadSanitizer: without a data race). Real threads
     /// released together by a spin barrier, many rounds, so that the fills overlap even on two cores.

@@ -128,6 +128,27 @@ def test_shadow_results_in_headers_log_and_metrics(logged):
     assert metric(s, "meshauthz_audit_total", policy="default/audit-orders") == 1
 
 
+def test_reported_answers_served_again_keep_their_own_reports_and_counts(logged):
+    """Answers that report dry-run or AUDIT rules are built once per decision and reported rules, then reused:
+    each request still gets the reports of its own decision, and each is counted and logged."""
+    s, path = logged("all")
+    for _ in range(3):
+        r = s.get("/ext_authz/api/orders", headers={"x-forwarded-client-cert": XFCC_FRONTEND})
+        assert r.status_code == 200
+        assert r.headers["x-meshauthz-dry-run"] == "DENY ns[default]-policy[shadow-deny]-rule[0]"
+        assert r.headers["x-meshauthz-audit"] == "ns[default]-policy[audit-orders]-rule[0]"
+        assert r.json()["dryRun"][0]["ruleId"] == "ns[default]-policy[shadow-deny]-rule[0]"
+        r = s.get("/ext_authz/api/users", headers={"x-forwarded-client-cert": XFCC_FRONTEND})
+        assert r.status_code == 200 and r.json()["dryRun"] == [] and r.json()["audit"] == []
+        assert "x-meshauthz-dry-run" not in r.headers and "x-meshauthz-audit" not in r.headers
+        r = s.get("/ext_authz/api/admin/x", headers={"x-forwarded-client-cert": XFCC_FRONTEND})
+        assert r.status_code == 403
+    wait_until(lambda: written(s) == 9, "9 lines written")
+    assert [len(l["dryRun"]) for l in lines(path)][0::3] == [1, 1, 1]
+    assert metric(s, "meshauthz_dry_run_total", policy="default/shadow-deny", would_be="DENY") == 3
+    assert metric(s, "meshauthz_audit_total", policy="default/audit-orders") == 3
+
+
 def test_sigusr1_reopens_the_file(logged, tmp_path):
     s, path = logged("all")
     s.check(CHECK_ALLOWED)

@@ -245,7 +245,7 @@ enum ByteMatching {
     static func template(_ token: ProgramWords, _ remaining: Int, _ path: Bytes, _ position: Int) -> Bool {
         if remaining == 0 { return position == path.count }
         let header = token[0]
-        guard let kind = TemplateTokenKind(rawValue: header & 0xFF) else { corrupt("template token", header & 0xFF) }
+        guard let kind = TemplateTokenKind.decode(header & 0xFF) else { corrupt("template token", header & 0xFF) }
         let allowsSlash: Bool
         switch kind {
         case .literal:

@@ -79,26 +79,38 @@ public final class CompiledPolicySet: Sendable {
                 tables.decide($0, $1)
             }
         }
-        return decision(outcome)
+        return decision(outcome, reported: outcome.reports.isEmpty ? [] : Self.sortedUnique(outcome.reports))
     }
 
     /// A gateway's request, read in place as bytes; `outcome` names the answer when it depends on the
-    /// decision alone (see `OutcomeKey`), nil when it carries reports or a reason built for this request.
+    /// decision and its reports (see `OutcomeKey`), nil when it carries a reason built for this request.
     public func evaluate(_ request: GatewayRequest) -> (decision: Decision, outcome: OutcomeKey?) {
         let labelCount = WorkloadLabels.maxCount(request.workload)
         let outcome = RequestView.with(request, labelCapacity: labelCount, scratch: 3 + labelCount * 2 * max(1, tables.maxGroupsPerSlot)) {
             tables.decide($0, $1)
         }
-        return (decision(outcome), outcomeKey(outcome))
+        // A rule can be a candidate twice (two of its values matched): each is reported once, in policy order.
+        let reported = outcome.reports.isEmpty ? outcome.reports : Self.sortedUnique(outcome.reports)
+        return (decision(outcome, reported: reported), outcomeKey(outcome, reported: reported))
     }
 
-    /// How many distinct answers without reports the set can give: every `OutcomeKey` it returns is
+    private static func sortedUnique(_ rules: [UInt32]) -> [UInt32] {
+        var sorted = rules.sorted()
+        var kept = 0
+        for rule in sorted where kept == 0 || sorted[kept - 1] != rule {
+            sorted[kept] = rule
+            kept += 1
+        }
+        sorted.removeLast(sorted.count - kept)
+        return sorted
+    }
+
+    /// How many distinct decisions, reports aside, the set can give: every `OutcomeKey.index` it returns is
     /// below this.
     public var outcomeCount: Int { (2 + tables.peerDetails.count + tables.ruleDetails.count + tables.defaultDenyDetails.count) * 4 }
 
-    private func outcomeKey(_ outcome: CompiledTables.Outcome) -> OutcomeKey? {
+    private func outcomeKey(_ outcome: CompiledTables.Outcome, reported: [UInt32]) -> OutcomeKey? {
         let t = tables
-        guard outcome.reports.isEmpty else { return nil }
         let index = Int(outcome.index)
         let kind: Int
         switch outcome.stage {
@@ -111,18 +123,16 @@ public final class CompiledPolicySet: Sendable {
         case .notReady, .requestAuthentication:  // never an engine's outcome (authentication runs before)
             return nil
         }
-        return OutcomeKey(kind * 4 + outcome.mode.outcomeOrdinal)
+        return OutcomeKey(kind * 4 + outcome.mode.outcomeOrdinal, reports: reported)
     }
 
-    private func decision(_ outcome: CompiledTables.Outcome) -> Decision {
+    /// `reported`: the outcome's reports, sorted and unique.
+    private func decision(_ outcome: CompiledTables.Outcome, reported: [UInt32]) -> Decision {
         let t = tables
         var dryRun: [Decision.Report] = []
         var audit: [Decision.Report] = []
-        if !outcome.reports.isEmpty {
-            // A rule can be a candidate twice (two of its values matched): report it once, in policy order.
-            var previous: UInt32? = nil
-            for rule in outcome.reports.sorted() where rule != previous {
-                previous = rule
+        if !reported.isEmpty {
+            for rule in reported {
                 if t.ruleCategories[Int(rule)] == .dryRun {
                     dryRun.append(Decision.Report(action: t.ruleActions[Int(rule)], rule: t.ruleIDs[Int(rule)]))
                 } else {
@@ -163,15 +173,20 @@ public struct CompileOptions: Sendable, Hashable {
     }
 }
 
-/// Names a gateway answer that depends on the decision alone (its deciding rule or policy, stage and mTLS
-/// mode, no reports): two requests with the same key get equal decisions, so an answer built for one can
-/// serve the other. Keys of one compiled set are `0 ..< outcomeCount`.
+/// Names a gateway answer by what it depends on: the deciding rule or policy, stage and mTLS mode (`index`,
+/// `0 ..< outcomeCount` in one compiled set), and the dry-run and AUDIT rules it reports (`reports`, this
+/// set's rule numbers, sorted and unique; usually none). Two requests with equal keys get equal decisions,
+/// so an answer built for one can serve the other.
 public struct OutcomeKey: Hashable, Sendable, CustomStringConvertible {
     public let index: Int
+    public let reports: [UInt32]
 
-    init(_ index: Int) { self.index = index }
+    init(_ index: Int, reports: [UInt32] = []) {
+        self.index = index
+        self.reports = reports
+    }
 
-    public var description: String { "outcome \(index)" }
+    public var description: String { reports.isEmpty ? "outcome \(index)" : "outcome \(index) reporting \(reports)" }
 }
 
 extension MTLSMode {

@@ -55,6 +55,8 @@ public struct Decision: Sendable, Hashable {
         get { details.audit }
         set { details = Details(reason: details.reason, rule: details.rule, dryRun: details.dryRun, audit: newValue) }
     }
+    /// Whether any dry-run or AUDIT rule matched (one load: this is asked of every decision the server counts).
+    public var hasReports: Bool { details.hasReports }
 
     public init(allowed: Bool, stage: Stage, reason: String, rule: RuleID? = nil, mtlsMode: MTLSMode,
                 dryRun: [Report] = [], audit: [Report] = []) {
@@ -75,12 +77,14 @@ public struct Decision: Sendable, Hashable {
         let rule: RuleID?
         let dryRun: [Report]
         let audit: [Report]
+        let hasReports: Bool
 
         init(reason: String, rule: RuleID? = nil, dryRun: [Report] = [], audit: [Report] = []) {
             self.reason = reason
             self.rule = rule
             self.dryRun = dryRun
             self.audit = audit
+            hasReports = !dryRun.isEmpty || !audit.isEmpty
         }
 
         static func == (a: Details, b: Details) -> Bool {
