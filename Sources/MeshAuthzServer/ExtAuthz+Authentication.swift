@@ -73,25 +73,41 @@ extension API {
             let stripped = result.removedHeaders.map { Array($0.utf8) }
             let strips = question.headers.contains { field in stripped.contains { asciiCaseInsensitiveEqual(field.name, $0) } }
             if result.identity == nil && !strips { return nil }
-            // Only the headers policies read (plus the output headers added): the rest would be copied for nothing.
-            let check = AuthenticatedCheck.applying(result, to: question.checkRequest(headersNamed: authentication.headerNamesRead))
-            let decision = timed(.extAuthz, { loaded.engine.evaluate(check) }, decision: { $0 })
+            // The gateway request itself, with the verified payload and the headers as jwt_authn leaves them: the
+            // compiled matcher reads it in place, as on the fast path.
+            let changes = HeaderChanges(removed: result.removedHeaders, added: result.upstreamHeaders)
+            let (decision, outcome) = GatewayAuthentication.with(claims: result.identity?.claims, headerChanges: changes) { effect in
+                var authenticated = question
+                authenticated.authentication = effect
+                return timed(.extAuthz, { loaded.engine.evaluate(authenticated) }, decision: { $0.decision })
+            }
             if let decisionLog, decisionLog.wants(allowed: decision.allowed) {
                 log(decision, question, request, started: started, to: decisionLog)
             }
-            var response = Self.gatewayAnswer(decision)
-            if decision.allowed {
-                for (name, value) in result.upstreamHeaders { response.headers.append((name, headerSafe(value, limit: 8192))) }
-                // Envoy's ext_authz removes these from the upstream request, as jwt_authn would have. Not the ones
-                // set just above: Envoy applies the removal after them, and a set header replaces the client's anyway.
-                let set = Set(result.upstreamHeaders.map(\.name))
-                let removed = result.removedHeaders.filter { !set.contains($0) }
-                if !removed.isEmpty {
-                    response.headers.append(("x-envoy-auth-headers-to-remove", removed.joined(separator: ",")))
-                }
-            }
-            return response
+            let answer = { Self.authenticatedAnswer(decision, result) }
+            guard let outcome else { return answer() }
+            // The answer depends on the outcome and on what the token adds or removes upstream: a user's repeated
+            // requests (and every user's, without output headers) reuse one.
+            let key = AuthenticatedAnswerKey(outcome: outcome, upstreamHeaders: result.upstreamHeaders.map { [$0.name, $0.value] },
+                                             removedHeaders: result.removedHeaders)
+            return loaded.authenticatedAnswers.response(key, answer)
         }
+    }
+
+    /// The decision's answer, and on allow the headers the gateway passes upstream.
+    static func authenticatedAnswer(_ decision: Decision, _ result: AuthenticationResult) -> HTTPResponse {
+        var response = Self.gatewayAnswer(decision)
+        if decision.allowed {
+            for (name, value) in result.upstreamHeaders { response.headers.append((name, headerSafe(value, limit: 8192))) }
+            // Envoy's ext_authz removes these from the upstream request, as jwt_authn would have. Not the ones
+            // set just above: Envoy applies the removal after them, and a set header replaces the client's anyway.
+            let set = Set(result.upstreamHeaders.map(\.name))
+            let removed = result.removedHeaders.filter { !set.contains($0) }
+            if !removed.isEmpty {
+                response.headers.append(("x-envoy-auth-headers-to-remove", removed.joined(separator: ",")))
+            }
+        }
+        return response
     }
 
     /// Envoy's jwt_authn rejection: 401 (403 for an audience), `www-authenticate`, the status text as body.
@@ -104,6 +120,13 @@ extension API {
         ]
         return HTTPResponse(status: status.httpStatus, headers: headers, body: Array(status.message.utf8))
     }
+}
+
+/// What an authenticated `/ext_authz` answer depends on: the engine's outcome and the token's effect upstream.
+public struct AuthenticatedAnswerKey: Hashable, Sendable {
+    let outcome: OutcomeKey
+    let upstreamHeaders: [[String]]
+    let removedHeaders: [String]
 }
 
 /// Header names compared as HTTP does (ASCII case-insensitively).

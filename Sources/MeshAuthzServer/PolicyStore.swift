@@ -16,6 +16,8 @@ public final class LoadedPolicySet: Sendable {
     /// The gateway answers that report dry-run or AUDIT rules, by `OutcomeKey` (each combination of decision
     /// and reported rules that traffic brings, up to 4,096).
     public let reportingAnswers = KeyedResponseCache<OutcomeKey>(capacity: 4096)
+    /// The gateway answers after a verified token, by outcome and output headers (a user's repeated requests).
+    public let authenticatedAnswers = KeyedResponseCache<AuthenticatedAnswerKey>(capacity: 4096)
     /// The set's RequestAuthentications (jwt_authn) in front of the engine.
     public let authentication: AuthenticatedCheck
     /// Tokens verified under this set's keys.

@@ -16,7 +16,9 @@ import Testing
     static let claimKeys = ["request.auth.claims[org][tenant]", "request.auth.claims[groups]", "request.auth.claims[roles]",
                             "request.auth.claims[scope]", "request.auth.claims[sub]", "request.auth.claims[iss]",
                             "request.auth.claims[org]", "request.auth.claims[level]", "request.auth.audiences",
-                            "request.auth.presenter", "request.auth.principal"]
+                            "request.auth.presenter", "request.auth.principal",
+                            // Headers jwt_authn changes: the token's (removed) and an output claim header (added).
+                            "request.headers[authorization]", "request.headers[x-tenant-out]"]
     static let values = ["acme", "globex", "admins", "dev", "read", "write", "acme*", "*ex", "*", "api", "web",
                          "https://auth.test/alice", "alice", "x/y", "1"]
 
@@ -60,6 +62,7 @@ import Testing
               jwtRules:
               - issuer: \(first.issuer)
                 jwks: '\(first.jwks)'
+                outputClaimToHeaders: [{header: x-tenant-out, claim: org.tenant}]
               - issuer: \(second.issuer)
                 jwks: '\(second.jwks)'
                 fromHeaders: [{name: x-token}]
@@ -91,9 +94,35 @@ import Testing
         return members.joined(separator: ",")
     }
 
+    /// `request` as a gateway sends it (method, path, headers as bytes), with what `result` verified.
+    static func gateway(_ request: CheckRequest, _ result: AuthenticationResult, _ body: (GatewayRequest) -> Decision) -> Decision {
+        let method = Array((request.request.method ?? "GET").utf8), target = Array((request.request.path ?? "/").utf8)
+        let namespace = Array((request.destination.namespace ?? "").utf8)
+        let workload = Array(request.destination.labels.map { "\($0.key)=\($0.value)" }.joined(separator: ",").utf8)
+        let headers = request.request.headers.map { (Array($0.key.utf8), Array($0.value.utf8)) }
+        let buffers = [method, target, namespace, workload] + headers.flatMap { [$0.0, $0.1] }
+        let pointers = buffers.map { bytes -> UnsafeMutableBufferPointer<UInt8> in
+            let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+            _ = copy.initialize(from: bytes)
+            return copy
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        let views = zip(pointers, buffers).map { UnsafeBufferPointer(start: $0.baseAddress, count: $1.count) }
+        let fields = (0..<headers.count).map { HeaderField(name: views[4 + 2 * $0], value: views[5 + 2 * $0]) }
+        return fields.withUnsafeBufferPointer { fields in
+            var gateway = GatewayRequest(method: views[0], target: views[1], host: nil, principal: nil, isMTLS: false,
+                                         sourceIP: nil, namespace: views[2], workload: views[3], port: nil, headers: fields)
+            let changes = HeaderChanges(removed: result.removedHeaders, added: result.upstreamHeaders)
+            return GatewayAuthentication.with(claims: result.identity?.claims, headerChanges: changes) { effect in
+                gateway.authentication = effect
+                return body(gateway)
+            }
+        }
+    }
+
     @Test func verifiedIdentitiesAgreeWithReference() throws {
         var rng = SplitMix64(seed: 0x6A77_7464_6966_66)
-        var compared = 0, mismatches = 0, identified = 0, allowed = 0, rejected = 0
+        var compared = 0, gatewayCompared = 0, mismatches = 0, identified = 0, allowed = 0, rejected = 0
         let now = Int64(Date.now.timeIntervalSince1970)
         for setNumber in 0..<150 {
             let set = try PolicyLoader.load([PolicyFile(name: "p.yaml", text: Self.policies(&rng))]).get()
@@ -120,12 +149,23 @@ import Testing
                             Issue.record("set #\(setNumber)\nclaims: \(String(describing: result?.identity?.claims))\nreference: \(expected)\ncompiled:  \(actual)")
                         }
                     }
+                    // `/ext_authz`'s way: the gateway request read in place, with the payload and the changed headers.
+                    guard let result, case .passed = result.verdict else { continue }
+                    let actualGateway = Self.gateway(request, result) { matcher.evaluate($0).decision }
+                    gatewayCompared += 1
+                    if actualGateway != expected {
+                        mismatches += 1
+                        if mismatches <= 3 {
+                            Issue.record("set #\(setNumber) (gateway)\nclaims: \(String(describing: result.identity?.claims))\nreference: \(expected)\ncompiled:  \(actualGateway)")
+                        }
+                    }
                 }
             }
         }
-        #expect(mismatches == 0, "\(mismatches) of \(compared) decisions differ")
+        #expect(mismatches == 0, "\(mismatches) of \(compared + gatewayCompared) decisions differ")
         #expect(compared == 150 * 25 * 2)
+        #expect(gatewayCompared > 2 * 2000, "\(gatewayCompared) gateway decisions")
         #expect(identified > 2000 && allowed > 300 && rejected > 50, "identified \(identified), allowed \(allowed), rejected \(rejected)")
-        print("jwt differential: \(compared) decisions, \(identified) with a verified identity, \(allowed) allowed, \(rejected) rejected tokens")
+        print("jwt differential: \(compared) decisions (and \(gatewayCompared) through the gateway path), \(identified) with a verified identity, \(allowed) allowed, \(rejected) rejected tokens")
     }
 }

@@ -4,28 +4,9 @@
 public struct AuthenticatedCheck: Sendable {
     public let authenticator: RequestAuthenticator
     public let peerAuthentication: PeerAuthenticationResolver
-    /// The header names (lower-case) any `request.headers[...]` condition of the set reads: all a decision with a
-    /// verified identity needs of a gateway request's headers.
-    public let headerNamesRead: [[UInt8]]
-
     public init(_ set: PolicySet) {
         authenticator = RequestAuthenticator(set)
         peerAuthentication = PeerAuthenticationResolver(set)
-        var names: Set<String> = []
-        for policy in set.authorizationPolicies {
-            for rule in policy.rules {
-                for condition in rule.when {
-                    switch condition.key {
-                    case .requestHeader(let name): names.insert(name.lowercased())
-                    case .sourceIP, .remoteIP, .destinationIP, .sourceNamespace, .sourcePrincipal, .sourceServiceAccount,
-                         .sourceTrustDomain, .requestAuthPrincipal, .requestAuthAudiences, .requestAuthPresenter,
-                         .requestAuthClaims, .destinationPort, .connectionSNI, .experimentalEnvoyFilter:
-                        break
-                    }
-                }
-            }
-        }
-        headerNamesRead = names.sorted().map { Array($0.utf8) }
     }
 
     /// The decision and what authentication made of the request (nil when no RequestAuthentication applies).

@@ -27,8 +27,9 @@ struct RequestView {
     var hasRequestPrincipal = false
     /// Where `request.headers[...]` conditions read.
     var headers: HeaderSource
-    /// The JSON claims of a `/v1/check` request live there (a gateway request has none).
-    var claimsOf: UnsafePointer<CheckRequest>?
+    /// Where `request.auth.claims[...]` read: a `/v1/check` request's claims, or a gateway request's verified
+    /// payload (pointers: the view stays a plain value).
+    var claimSource = ClaimSource.none
 
     /// Copies the strings into one temporary buffer (on the stack when small) and calls `body` with the view
     /// and a scratch buffer of `scratch` elements. Reads only stored fields of the request (a computed
@@ -83,7 +84,7 @@ struct RequestView {
                 l += 1
             }
             var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: l), headers: .dictionary(request))
-            view.claimsOf = request
+            view.claimSource = .check(request)
             view.namespace = put(request.pointee.destination.namespace)
             if isMTLS { view.principal = put(request.pointee.source.principal) }
             if let full = put(request.pointee.request.path) {
@@ -140,7 +141,14 @@ struct RequestView {
                 (labelViews + count).initialize(to: label)
                 count += 1
             }
-            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: count), headers: .fields(request.headers))
+            var view = RequestView(labels: UnsafeBufferPointer(start: labelViews, count: count),
+                                   headers: .fields(request.headers, request.authentication))
+            if let authentication = request.authentication {
+                // As `AuthenticatedCheck.applying` leaves a CheckRequest: no request principal, the claims.
+                view.claimSource = .gateway(authentication)
+                view.issuer = authentication.pointee.issuer
+                view.subject = authentication.pointee.subject
+            }
             view.namespace = request.namespace
             if request.isMTLS { view.principal = request.principal }
             view.rawPath = request.target
@@ -161,11 +169,27 @@ struct RequestView {
     }
 }
 
+/// The claims of a request, by reference.
+enum ClaimSource {
+    case none
+    case check(UnsafePointer<CheckRequest>)
+    case gateway(UnsafePointer<GatewayAuthentication>)
+
+    var claims: [String: JSONValue]? {
+        switch self {
+        case .none: return nil
+        case .check(let request): return request.pointee.request.claims
+        case .gateway(let authentication): return authentication.pointee.claims
+        }
+    }
+}
+
 /// The request headers a rule's `when` conditions read: the dictionary of a `CheckRequest`, or a
 /// gateway's header fields as sent (names compared case-insensitively, repeats joined with `,`).
 enum HeaderSource {
     case dictionary(UnsafePointer<CheckRequest>)
-    case fields(UnsafeBufferPointer<HeaderField>)
+    /// The gateway's header fields, and what authentication changed in them.
+    case fields(UnsafeBufferPointer<HeaderField>, UnsafePointer<GatewayAuthentication>?)
 
     /// Calls `body` with the value of the header `name` (lower-case), nil when absent.
     @inline(__always)
@@ -174,28 +198,53 @@ enum HeaderSource {
         case .dictionary(let request):
             guard let value = request.pointee.request.headers[name] else { return body(nil) }
             return value.withBytes { body($0) }
-        case .fields(let fields):
+        case .fields(let fields, let authentication):
             var name = name
             return name.withUTF8 { wanted in
-                var first: Int? = nil
-                var total = 0, matches = 0
-                for i in fields.indices where Self.sameName(fields[i].name, wanted) {
-                    if first == nil { first = i }
-                    matches += 1
-                    total += fields[i].value.count
+                if let authentication {
+                    // Built apart and then lent: `body` stays inlined here (passed on to a function that is not,
+                    // it would capture, and copy, the caller's tables).
+                    guard let changed = Self.changedValue(fields, authentication.pointee.headerChanges, wanted) else { return body(nil) }
+                    return changed.withUnsafeBufferPointer { body($0) }
                 }
-                guard let first else { return body(nil) }
-                if matches == 1 { return body(fields[first].value) }
-                // Rare: a repeated header, joined as Envoy joins it.
-                var joined: [UInt8] = []
-                joined.reserveCapacity(total + matches)
-                for i in first..<fields.count where Self.sameName(fields[i].name, wanted) {
-                    if i != first { joined.append(UInt8(ascii: ",")) }
-                    joined.append(contentsOf: fields[i].value)
-                }
-                return joined.withUnsafeBufferPointer { body($0) }
+                return Self.value(fields, wanted, body)
             }
         }
+    }
+
+    /// After authentication (rare, off the fast path): the value as `AuthenticatedCheck.applying` leaves it.
+    private static func changedValue(_ fields: UnsafeBufferPointer<HeaderField>, _ changes: HeaderChanges,
+                                     _ wanted: Bytes) -> [UInt8]? {
+        var value: [UInt8]? = nil
+        if !changes.removed.contains(where: { $0.elementsEqual(wanted) }) {
+            value = Self.value(fields, wanted) { $0.map(Array.init) }
+        }
+        for (name, added) in changes.added where name.elementsEqual(wanted) {
+            value = value.map { $0 + [UInt8(ascii: ",")] + added } ?? added
+        }
+        return value
+    }
+
+    /// The header fields' value of `wanted`: repeats joined with `,`, as Envoy's header matchers see them.
+    @inline(__always)
+    private static func value<R>(_ fields: UnsafeBufferPointer<HeaderField>, _ wanted: Bytes, _ body: (Bytes?) -> R) -> R {
+        var first: Int? = nil
+        var total = 0, matches = 0
+        for i in fields.indices where Self.sameName(fields[i].name, wanted) {
+            if first == nil { first = i }
+            matches += 1
+            total += fields[i].value.count
+        }
+        guard let first else { return body(nil) }
+        if matches == 1 { return body(fields[first].value) }
+        // Rare: a repeated header, joined as Envoy joins it.
+        var joined: [UInt8] = []
+        joined.reserveCapacity(total + matches)
+        for i in first..<fields.count where Self.sameName(fields[i].name, wanted) {
+            if i != first { joined.append(UInt8(ascii: ",")) }
+            joined.append(contentsOf: fields[i].value)
+        }
+        return joined.withUnsafeBufferPointer { body($0) }
     }
 
     @inline(__always)

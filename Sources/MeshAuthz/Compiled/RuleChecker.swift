@@ -164,7 +164,7 @@ extension CompiledTables {
 
     /// `request.auth.claims[...]` (and audiences, presenter): the claim as Envoy's jwt_authn publishes it.
     private func holdsClaim(_ check: CheckRecord, _ path: [String], _ view: RequestView) -> Bool {
-        if let claims = view.claimsOf?.pointee.request.claims {
+        if let claims = view.claimSource.claims {
             guard var value = claims[path[0]] else { return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) } }
             for key in path.dropFirst() {
                 guard let next = value[key] else { return anyPositiveNoNegative(check) { matchesString($0, nil as Bytes?) } }

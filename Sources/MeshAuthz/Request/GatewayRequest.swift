@@ -18,6 +18,10 @@ public struct GatewayRequest {
     /// The original request's headers, names as sent: looked up case-insensitively, repeated ones
     /// joined with `,` (as Envoy's header matchers see them).
     public var headers: UnsafeBufferPointer<HeaderField>
+    /// What RequestAuthentication made of the request (a verified payload, changed headers), lent for the
+    /// call that reads this request; nil: nothing. A pointer, so that the request stays a plain value that is
+    /// copied without reference counting on the fast path.
+    public var authentication: UnsafePointer<GatewayAuthentication>?
 
     public init(method: Bytes, target: Bytes, host: Bytes?, principal: Bytes?, isMTLS: Bool, sourceIP: IPAddress?,
                 namespace: Bytes?, workload: Bytes, port: Int?, headers: UnsafeBufferPointer<HeaderField>) {
@@ -31,6 +35,7 @@ public struct GatewayRequest {
         self.workload = workload
         self.port = port
         self.headers = headers
+        authentication = nil
     }
 
     /// The same request as a `CheckRequest` (header names lower-cased, repeats joined).
@@ -51,7 +56,17 @@ public struct GatewayRequest {
             let value = String(decoding: field.value, as: UTF8.self)
             headerValues[name] = headerValues[name].map { $0 + "," + value } ?? value
         }
+        if let headerChanges = authentication?.pointee.headerChanges {
+            for name in headerChanges.removed { headerValues[String(decoding: name, as: UTF8.self)] = nil }
+            for (name, value) in headerChanges.added {
+                let key = String(decoding: name, as: UTF8.self)
+                if let names, !names.contains(name) { continue }
+                let text = String(decoding: value, as: UTF8.self)
+                headerValues[key] = headerValues[key].map { $0 + "," + text } ?? text
+            }
+        }
         check.request.headers = headerValues
+        check.request.claims = authentication?.pointee.claims
         check.source.principal = text(principal)
         check.source.mtls = isMTLS
         check.source.ip = sourceIP
@@ -59,6 +74,45 @@ public struct GatewayRequest {
         check.destination.labels = WorkloadLabels.dictionary(workload) ?? [:]
         check.destination.port = port
         return check
+    }
+}
+
+/// What jwt_authn made of a gateway request before authorization: the verified token's payload (what
+/// `request.auth.*` and `requestPrincipals` read, as after `AuthenticatedCheck.applying`; nil: none) and the
+/// headers as it leaves them.
+public struct GatewayAuthentication {
+    public let claims: [String: JSONValue]?
+    public let headerChanges: HeaderChanges
+    /// The payload's `iss` and `sub` strings as bytes (what `requestPrincipals` match), lent by `with`.
+    let issuer: Bytes?
+    let subject: Bytes?
+
+    /// Lends the authentication of `claims` and `headerChanges` to `body`, for a `GatewayRequest.authentication`
+    /// that does not outlive the call.
+    public static func with<R>(claims: [String: JSONValue]?, headerChanges: HeaderChanges,
+                               _ body: (UnsafePointer<GatewayAuthentication>) -> R) -> R {
+        let iss = claims?["iss"]?.stringValue, sub = claims?["sub"]?.stringValue
+        var issuer = iss ?? "", subject = sub ?? ""
+        return issuer.withUTF8 { issuerBytes in
+            subject.withUTF8 { subjectBytes in
+                let lent = GatewayAuthentication(claims: claims, headerChanges: headerChanges,
+                                                 issuer: iss == nil ? nil : issuerBytes, subject: sub == nil ? nil : subjectBytes)
+                return withUnsafePointer(to: lent) { body($0) }
+            }
+        }
+    }
+}
+
+/// The request headers as jwt_authn leaves them for the policies: the token headers it removes (a rule without
+/// `forwardOriginalToken`), then the values it adds (`outputClaimToHeaders`, `outputPayloadToHeader`), each
+/// appended to what is left of its header with `,`. Names are lower-case.
+public struct HeaderChanges: Sendable {
+    public var removed: [[UInt8]]
+    public var added: [(name: [UInt8], value: [UInt8])]
+
+    public init(removed: [String], added: [(name: String, value: String)]) {
+        self.removed = removed.map { $0.utf8.map(asciiLower) }
+        self.added = added.map { ($0.name.utf8.map(asciiLower), Array($0.value.utf8)) }
     }
 }
 
