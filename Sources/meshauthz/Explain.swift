@@ -8,8 +8,9 @@ struct Explain: ParsableCommand {
         discussion: """
             Reads one request object (the shape of POST /v1/check) from a file or standard input. The text form \
             (default) has one line per policy and rule, ✔/✘ per field, the policies that do not apply and why, \
-            and last the closest miss of a denial. --output json prints the /v1/check?explain=true answer. \
-            The decision is the engine's (--engine); the trace is the reference evaluator's. \
+            and last the closest miss of a denial. A token in the request is validated first (inline keys \
+            only), as by check; a rejected one is the answer. --output json prints the /v1/check?explain=true \
+            answer. The decision is the engine's (--engine); the trace is the reference evaluator's. \
             Exit status: 0 allowed, 1 denied, 2 bad input or bad policies.
             """)
 
@@ -46,8 +47,34 @@ struct Explain: ParsableCommand {
             printError("meshauthz explain: bad request: \(error.description)")
             throw ExitCode(2)
         }
-        let decision = engine.makeEngine(set).evaluate(prepared.request)
-        let explanation = ReferenceEvaluator(set).explain(prepared.request)
+        // A token in the request is validated first, as `check` and the server do (inline keys only); the trace
+        // is then of the request as decided, its verified identity included.
+        let evaluator = engine.makeEngine(set)
+        var decided = prepared.request
+        let decision: Decision
+        let result: AuthenticationResult?
+        do {
+            (decision, result) = try AuthenticatedCheck(set).decide(prepared.request, now: Int64(WallTime.now().seconds)) { request in
+                decided = request
+                return evaluator.evaluate(request)
+            }
+        } catch {
+            printError("meshauthz explain: bad request: \(error.description)")
+            throw ExitCode(2)
+        }
+        guard decision.stage != .requestAuthentication else {
+            // A refused token: no policy was consulted, there is no authorization to explain.
+            switch output {
+            case .json:
+                var bytes = CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath).jsonBytes
+                bytes.append(0x0A)
+                writeStandardOutput(bytes)
+            case .text:
+                writeStandardOutput(Array("✘ DENY before any policy: \(decision.reason)\n".utf8))
+            }
+            throw ExitCode(1)
+        }
+        let explanation = ReferenceEvaluator(set).explain(decided)
         if explanation.decision != decision {
             // Never expected (a test holds them equal on every fixture): say so rather than explain another answer.
             printError("meshauthz explain: warning: the \(engine.rawValue) engine decided \(decision.allowed ? "ALLOW" : "DENY") (\(decision.reason)); the trace below is the reference evaluator's: please report this")
@@ -56,12 +83,13 @@ struct Explain: ParsableCommand {
         switch output {
         case .json:
             var bytes = CheckAnswer(decision: decision, normalizedPath: prepared.normalizedPath, warnings: warnings,
-                                    explanation: explanation).jsonBytes
+                                    explanation: explanation, requestPrincipal: result?.identity?.requestPrincipal).jsonBytes
             bytes.append(0x0A)
             writeStandardOutput(bytes)
         case .text:
             var text = ""
             if let normalized = prepared.normalizedPath { text += "path normalized to \(normalized)\n" }
+            if let principal = result?.identity?.requestPrincipal { text += "verified token: request principal \(principal)\n" }
             for warning in warnings { text += "warning: \(warning)\n" }
             text += explanation.text()
             writeStandardOutput(Array(text.utf8))

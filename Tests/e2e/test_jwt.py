@@ -237,3 +237,36 @@ def test_cli_check_validates_tokens_too(tmp_path, binary):
     p = check(issuer.token({"sub": "alice", "exp": 1000}))
     answer = json.loads(p.stdout)
     assert p.returncode == 1 and answer["stage"] == "request-authentication" and "Jwt is expired" in answer["reason"], p
+
+
+def test_cli_explain_validates_tokens_and_traces_the_verified_identity(tmp_path, binary):
+    """`meshauthz explain` decides as `check` does: the token first, then the trace of the request with its
+    verified identity (a trace without it would explain a denial the request does not get)."""
+    issuer = Issuer("RS256")
+    d = tmp_path / "p"
+    d.mkdir()
+    docs = [request_authentication("jwt", NS, APP, [{"issuer": issuer.iss, "jwks": issuer.jwks()}]),
+            allow_policy("users", NS, APP, [{"from": [{"source": {"requestPrincipals": [f"{issuer.iss}/alice"]}}]}])]
+    (d / "policies.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    def explain(token, *args):
+        body = {"destination": DEST, "request": {"method": "GET", "path": "/", "headers": {"authorization": f"Bearer {token}"}}}
+        return harness.subprocess.run([binary, "explain", "--policies", str(d), *args], input=json.dumps(body),
+                                      capture_output=True, text=True)
+
+    p = explain(issuer.token({"sub": "alice"}))
+    assert p.returncode == 0, p
+    assert f"verified token: request principal {issuer.iss}/alice" in p.stdout, p.stdout
+    assert "✔" in p.stdout and "requestPrincipals" in p.stdout, p.stdout
+    p = explain(issuer.token({"sub": "alice"}), "--output", "json")
+    answer = json.loads(p.stdout)
+    assert p.returncode == 0 and answer["allowed"] and answer["requestPrincipal"] == f"{issuer.iss}/alice", p
+    assert answer["explain"]["policies"][0]["rules"][0]["matched"] is True, answer["explain"]
+    # another user: traced with that identity, the field that did not match named
+    p = explain(issuer.token({"sub": "bob"}))
+    assert p.returncode == 1 and f"{issuer.iss}/bob" in p.stdout, p.stdout
+    # a rejected token is the answer: no policy to explain
+    p = explain(issuer.token({"sub": "alice", "exp": 1000}))
+    assert p.returncode == 1 and "DENY before any policy" in p.stdout and "Jwt is expired" in p.stdout, p
+    p = explain(issuer.token({"sub": "alice", "exp": 1000}), "--output", "json")
+    assert p.returncode == 1 and json.loads(p.stdout)["stage"] == "request-authentication", p
