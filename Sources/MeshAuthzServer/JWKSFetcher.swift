@@ -43,12 +43,21 @@ public final class JWKSFetcher: Sendable {
         self.logger = logger
     }
 
-    /// The `jwksUri`s of the set in force, with the shortest `timeout` of the rules naming each.
-    func remoteURIs() -> [String: Double] {
-        var uris: [String: Double] = [:]
+    /// What to fetch for a key set: a `jwksUri`, or an issuer's OpenID configuration that names one.
+    struct Source: Equatable {
+        var timeout: Double
+        var discovery: Bool
+    }
+
+    /// The `jwksUri`s (and OpenID configurations) of the set in force, with the shortest `timeout` of the
+    /// rules naming each.
+    func remoteURIs() -> [String: Source] {
+        var uris: [String: Source] = [:]
         for ra in store.current.loaded?.policySet.requestAuthentications ?? [] {
             for rule in ra.jwtRules {
-                if let uri = rule.remoteURI { uris[uri] = min(uris[uri] ?? rule.timeoutSeconds, rule.timeoutSeconds) }
+                guard let uri = rule.remoteURI else { continue }
+                uris[uri] = Source(timeout: min(uris[uri]?.timeout ?? rule.timeoutSeconds, rule.timeoutSeconds),
+                                   discovery: rule.discoversKeys)
             }
         }
         return uris
@@ -65,23 +74,36 @@ public final class JWKSFetcher: Sendable {
             for uri in wanted { s.requested.remove(uri) }
             return wanted.sorted()
         }
-        for uri in due { fetch(uri, timeout: uris[uri] ?? 5) }
+        for uri in due {
+            let source = uris[uri] ?? Source(timeout: 5, discovery: false)
+            fetch(uri, timeout: source.timeout, discovery: source.discovery)
+        }
         return due.count
     }
 
-    func fetch(_ uri: String, timeout: Double) {
+    /// GET `uri`'s body.
+    private func get(_ uri: String, timeout: Double) -> Result<[UInt8], HTTPFetch.Failure> {
+        guard let url = HTTPFetch.URL(uri) else { return .failure(HTTPFetch.Failure("\(uri) is not an http(s) URL")) }
+        return HTTPFetch.get(url, caFile: settings.caFile, timeoutSeconds: timeout)
+    }
+
+    /// `discovery`: `uri` is an OpenID configuration; its `jwks_uri` is fetched in turn, as istiod does (a
+    /// configuration without a `jwks_uri` string fails like a key set that does not load).
+    func fetch(_ uri: String, timeout: Double, discovery: Bool = false) {
         let started = monotonicMilliseconds()
         schedule.withLock { $0.lastAttempt[uri] = started }
-        let outcome: Result<JWKS, HTTPFetch.Failure>
-        if let url = HTTPFetch.URL(uri) {
-            switch HTTPFetch.get(url, caFile: settings.caFile, timeoutSeconds: timeout) {
-            case .success(let body):
-                outcome = JWKS.parse(String(decoding: body, as: UTF8.self))
-                    .mapError { HTTPFetch.Failure("bad key set: \($0.message)") }
-            case .failure(let failure): outcome = .failure(failure)
+        var keySetURI = uri
+        var outcome: Result<JWKS, HTTPFetch.Failure> = .failure(HTTPFetch.Failure("not fetched"))
+        if discovery {
+            switch get(uri, timeout: timeout).flatMap(Self.jwksURI(fromConfiguration:)) {
+            case .success(let named): keySetURI = named
+            case .failure(let failure): outcome = .failure(HTTPFetch.Failure("OpenID configuration: \(failure.description)"))
             }
-        } else {
-            outcome = .failure(HTTPFetch.Failure("not an http(s) URL"))
+        }
+        if !discovery || keySetURI != uri {
+            outcome = get(keySetURI, timeout: timeout).flatMap { body in
+                JWKS.parse(String(decoding: body, as: UTF8.self)).mapError { HTTPFetch.Failure("bad key set: \($0.message)") }
+            }
         }
         let finished = monotonicMilliseconds()
         switch outcome {
@@ -95,7 +117,7 @@ public final class JWKSFetcher: Sendable {
             store.current.loaded?.tokenCache.clear()
             metrics.recordJWKSFetch(success: true)
             schedule.withLock { $0.nextDue[uri] = finished + Int64(settings.refreshInterval * 1000) }
-            logger.info("jwks: \(set.keys.count) key(s) from \(uri)")
+            logger.info("jwks: \(set.keys.count) key(s) from \(keySetURI)\(discovery ? " (named by \(uri))" : "")")
         case .failure(let failure):
             let message = failure.description
             keySets.update(uri) { $0.lastError = message }
@@ -103,6 +125,17 @@ public final class JWKSFetcher: Sendable {
             schedule.withLock { $0.nextDue[uri] = finished + Int64(settings.retryInterval * 1000) }
             logger.warning("jwks: fetching \(uri) failed: \(message); \(keySets.keys(for: uri) == nil ? "its issuer's tokens fail until it loads" : "the keys fetched before stay in use")")
         }
+    }
+
+    /// The `jwks_uri` member of an OpenID configuration document.
+    static func jwksURI(fromConfiguration body: [UInt8]) -> Result<String, HTTPFetch.Failure> {
+        guard case .object(let members)? = try? JSONParser.parse(body) else {
+            return .failure(HTTPFetch.Failure("not a JSON object"))
+        }
+        guard case .string(let uri)? = members["jwks_uri"] else {
+            return .failure(HTTPFetch.Failure("no jwks_uri string in it"))
+        }
+        return .success(uri)
     }
 
     /// A request's token named a key this URI's set lacks: fetch again soon, unless it was fetched moments ago.

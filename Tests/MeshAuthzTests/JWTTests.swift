@@ -223,6 +223,36 @@ import Testing
         #expect(gateway.map(\.issuer) == ["a", "c"])
     }
 
+    /// Neither `jwks` nor `jwksUri`: istiod's OpenID discovery, from the issuer without a trailing `/`.
+    @Test func aRuleWithoutKeysDiscoversThemFromTheIssuer() throws {
+        let text = """
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: core}
+            spec:
+              jwtRules:
+              - issuer: "https://auth.test/tenants/"
+              - issuer: "https://other.test"
+                jwksUri: "https://other.test/keys"
+            """
+        let (_, set) = try Self.authenticator(text)
+        let rules = set.requestAuthentications[0].jwtRules
+        #expect(rules[0].remoteURI == "https://auth.test/tenants/.well-known/openid-configuration" && rules[0].discoversKeys)
+        #expect(rules[1].remoteURI == "https://other.test/keys" && !rules[1].discoversKeys)
+        // Until the server has fetched them, the discovered keys are missing: the issuer's tokens fail.
+        let (check, discovering) = try Self.authenticator("""
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: core}
+            spec:
+              jwtRules: [{issuer: "\(Self.one.issuer)"}]
+            """)
+        let token = Self.one.token(#""sub":"a""#)
+        let (decision, _) = try check.decide(Self.request(["authorization": "Bearer \(token)"]), now: Self.now,
+                                             evaluate: ReferenceEvaluator(discovering).evaluate)
+        #expect(decision.stage == .requestAuthentication)
+    }
+
     @Test func aRemoteKeySetThatNeverLoadedFailsItsTokens() throws {
         let text = """
             apiVersion: security.istio.io/v1

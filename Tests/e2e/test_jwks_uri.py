@@ -20,12 +20,20 @@ class JWKSServer:
 
     def __init__(self, pki: Pki, body: str):
         self.body, self.hits, self.status = body, 0, 200
+        self.configuration = None  # the body of /.well-known/openid-configuration, when served
         leaf = pki.issue("jwks", dns=("localhost",), ips=("127.0.0.1",))
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.hits += 1
+                if self.path == "/.well-known/openid-configuration" and outer.configuration is not None:
+                    data = outer.configuration.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 data = outer.body.encode()
                 self.send_response(outer.status if self.path == "/keys" else 404)
                 self.send_header("Content-Type", "application/json")
@@ -44,8 +52,12 @@ class JWKSServer:
         self.thread.start()
 
     @property
+    def origin(self):
+        return f"https://localhost:{self.httpd.server_address[1]}"
+
+    @property
     def url(self):
-        return f"https://localhost:{self.httpd.server_address[1]}/keys"
+        return self.origin + "/keys"
 
     def close(self):
         self.httpd.shutdown()
@@ -72,9 +84,12 @@ def jwks_server(pki):
 
 
 def serve(start_server, tmp_path, issuer_url, uri, args=()):
+    """A RequestAuthentication for `issuer_url` with `jwksUri: uri`, or with neither `jwks` nor `jwksUri` (OpenID
+    discovery) when `uri` is None."""
     d = tmp_path / "p"
     d.mkdir(exist_ok=True)
-    docs = [request_authentication("jwt", NS, APP, [{"issuer": issuer_url, "jwksUri": uri, "timeout": "2s"}]),
+    rule = {"issuer": issuer_url, "timeout": "2s"} | ({"jwksUri": uri} if uri else {})
+    docs = [request_authentication("jwt", NS, APP, [rule]),
             allow_policy("users", NS, APP, [{"from": [{"source": {"requestPrincipals": ["*"]}}]}])]
     (d / "policies.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return start_server(policies_dir=d, args=["--reload-settle", "0", *args])
@@ -154,3 +169,39 @@ def test_a_failed_refresh_keeps_the_keys(start_server, tmp_path, pki, jwks_serve
     assert eventually(refresh_failed, timeout=10), s.log
     assert s.readyz()["jwks"][0]["status"] == "stale"
     assert gateway(s, headers=bearer(issuer.token({"sub": "a2"}))).status_code == 200
+
+
+def test_openid_discovery_finds_the_key_set_as_istiod_does(start_server, tmp_path, pki, jwks_server):
+    """Neither `jwks` nor `jwksUri`: the issuer's /.well-known/openid-configuration names the key set (`jwks_uri`),
+    which is then fetched, refreshed and reported like any other."""
+    keys = jwks_server("")
+    issuer = Issuer("RS256", kid="k1", iss=keys.origin + "/")  # a trailing slash is dropped before the suffix
+    keys.body = issuer.jwks()
+    keys.configuration = json.dumps({"issuer": issuer.iss, "jwks_uri": keys.url})
+    s = serve(start_server, tmp_path, issuer.iss, None, ["--jwks-ca", str(pki.ca_path)])
+    assert gateway(s, headers=bearer(issuer.token({"sub": "alice"}))).status_code == 200
+    entry = s.readyz()["jwks"][0]
+    assert entry["uri"] == keys.origin + "/.well-known/openid-configuration" and entry["status"] == "ok", entry
+    assert entry["keys"] == 1 and entry["issuers"] == [issuer.iss], entry
+    stranger = Issuer("RS256", kid="k1", iss=issuer.iss)
+    assert gateway(s, headers=bearer(stranger.token({"sub": "alice"}))).status_code == 401
+
+
+@pytest.mark.parametrize("configuration, error", [
+    ('{"issuer": "x"}', "no jwks_uri string"),
+    ('{"jwks_uri": 42}', "no jwks_uri string"),
+    ("not json", "not a JSON object"),
+    ('{"jwks_uri": "ftp://elsewhere/keys"}', "not an http(s) URL"),
+])
+def test_a_configuration_that_names_no_key_set_fails_the_issuer(start_server, tmp_path, pki, jwks_server,
+                                                               configuration, error):
+    keys = jwks_server("")
+    issuer = Issuer("ES256", iss=keys.origin)
+    keys.body = issuer.jwks()
+    keys.configuration = configuration
+    s = serve(start_server, tmp_path, issuer.iss, None, ["--jwks-ca", str(pki.ca_path)])
+    r = gateway(s, headers=bearer(issuer.token({"sub": "alice"})))
+    assert r.status_code == 401, r.text  # istiod's placeholder key: no token verifies
+    entry = s.readyz()["jwks"][0]
+    assert entry["status"] == "failing" and error in entry["lastError"], entry
+    assert gateway(s).status_code == 403  # no token: RBAC decides, as ever

@@ -115,7 +115,7 @@ struct AuthenticationRun {
             let keys: JWKS
             switch rule.keys {
             case .inline(let set): keys = set
-            case .remote(let uri):
+            case .remote(let uri), .discovered(let uri):
                 let fetched = remoteKeys(uri)
                 keys = fetched ?? .placeholder
                 if fetched == nil { staleKeySets.append(uri) }

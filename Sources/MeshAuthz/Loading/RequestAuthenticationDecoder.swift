@@ -138,8 +138,8 @@ struct RequestAuthenticationDecoder {
         } else if let uri {
             rule.keys = .remote(uri: uri)
         } else {
-            // istiod would discover keys through OpenID configuration; meshauthz does not fetch that.
-            reader.fail(.missingField, node, path + ".jwks", "jwks or jwksUri is required (OpenID discovery is not supported)")
+            // istiod's OpenID discovery: the issuer's configuration names the key set.
+            rule.keys = .discovered(configurationURI: JWTRule.Keys.configurationURI(issuer: issuer))
         }
         return reader.errors.count == before ? rule : nil
     }

@@ -48,6 +48,16 @@ public struct JWTRule: Sendable {
         case inline(JWKS)
         /// `jwksUri` (or a `jwks` left empty with a uri): fetched by the server, not by the core.
         case remote(uri: String)
+        /// Neither: as istiod, the server reads `jwks_uri` from the issuer's OpenID configuration (this
+        /// URI: the issuer without a trailing `/`, then `/.well-known/openid-configuration`) and fetches that.
+        case discovered(configurationURI: String)
+
+        /// Where an issuer's OpenID configuration is (OpenID Connect Discovery 1.0, section 4).
+        public static func configurationURI(issuer: String) -> String {
+            var base = issuer
+            if base.hasSuffix("/") { base.removeLast() }
+            return base + "/.well-known/openid-configuration"
+        }
     }
 
     public var issuer: String
@@ -92,10 +102,21 @@ public struct JWTRule: Sendable {
 
     public var paramLocations: [String] { usesDefaultLocations ? ["access_token"] : fromParams }
 
+    /// What the server fetches for this rule's keys (and names them by): the `jwksUri`, or the OpenID
+    /// configuration that leads to it; nil for inline keys.
     public var remoteURI: String? {
         switch keys {
         case .inline: return nil
         case .remote(let uri): return uri
+        case .discovered(let configuration): return configuration
+        }
+    }
+
+    /// Whether `remoteURI` is an OpenID configuration (its `jwks_uri` is the key set), not a key set.
+    public var discoversKeys: Bool {
+        switch keys {
+        case .inline, .remote: return false
+        case .discovered: return true
         }
     }
 }
