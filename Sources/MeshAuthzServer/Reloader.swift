@@ -102,6 +102,7 @@ public final class Reloader {
                 ? InventoryReader.read(files, limits: limits).inventory : Inventory()
             let loaded = store.install(set, engine: engine, fileCount: files.count, inventory: inventory)
             metrics.recordReload(success: true)
+            metrics.shadows.prune(keeping: Set(set.authorizationPolicies.map(\.id)))
             let ms = Double((monotonicNanoseconds() - started) / 1000) / 1000
             let others = set.otherResourceCounts.map { "\($0.count) \($0.kind)" }.joined(separator: ", ")
             logger.info("""

@@ -35,6 +35,15 @@ public final class ShadowCounters: @unchecked Sendable {  // `dryRun` and `audit
         pthread_mutex_unlock(mutex)
     }
 
+    /// After a reload: the counters of policies the new set no longer has go (their series leave `/metrics`,
+    /// and a repo whose policies come and go does not grow them without bound).
+    func prune(keeping policies: Set<ResourceID>) {
+        pthread_mutex_lock(mutex)
+        dryRun = dryRun.filter { policies.contains($0.key) }
+        audit = audit.filter { policies.contains($0.key) }
+        pthread_mutex_unlock(mutex)
+    }
+
     func render(into out: inout String, label: (String) -> String) {
         pthread_mutex_lock(mutex)
         let dryRun = self.dryRun, audit = self.audit

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import harness
@@ -147,6 +148,21 @@ def test_reported_answers_served_again_keep_their_own_reports_and_counts(logged)
     assert [len(l["dryRun"]) for l in lines(path)][0::3] == [1, 1, 1]
     assert metric(s, "meshauthz_dry_run_total", policy="default/shadow-deny", would_be="DENY") == 3
     assert metric(s, "meshauthz_audit_total", policy="default/audit-orders") == 3
+
+
+def test_shadow_counters_of_a_removed_policy_go_with_it(start_server, tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "policies.yaml").write_text(yaml.safe_dump_all(POLICIES))
+    s = start_server(policies_dir=d, args=DEFAULTS + ["--reload-settle", "0"])
+    assert s.get("/ext_authz/api/orders", headers={"x-forwarded-client-cert": XFCC_FRONTEND}).status_code == 200
+    assert metric(s, "meshauthz_dry_run_total", policy="default/shadow-deny", would_be="DENY") == 1
+    assert metric(s, "meshauthz_audit_total", policy="default/audit-orders") == 1
+    generation = s.readyz()["generation"]
+    (d / "policies.yaml").write_text(yaml.safe_dump_all([API_POLICY, DENY_ADMIN, AUDIT_ALL]))  # the dry run is gone
+    wait_until(lambda: s.readyz()["generation"] > generation, "the reload")
+    assert ("meshauthz_dry_run_total", (("policy", "default/shadow-deny"), ("would_be", "DENY"))) not in metrics(s)
+    assert metric(s, "meshauthz_audit_total", policy="default/audit-orders") == 1  # still there, still counted
 
 
 def test_sigusr1_reopens_the_file(logged, tmp_path):
