@@ -114,6 +114,11 @@ import Testing
              negative: policy("nothing", "{}") + allow("p", "app: web", webFromDB) + allow("q", "app: db", "- from: [{source: {principals: [cluster.local/ns/shop/sa/web-sa]}}]")),
         Case(code: .uncoveredWorkload, positive: policy("nothing", "{}", namespace: "other") + allow("p", "app: web", webFromDB),
              negative: policy("nothing", "{}") + allow("p", "app: web", webFromDB)),
+        Case(code: .undiscoverableKeys,
+             positive: policy("jwt", "jwtRules:\n- issuer: testing@secure.istio.io\n- issuer: http://auth.example.com", kind: "RequestAuthentication")
+                + allow("p", "app: web", webFromDB),
+             negative: policy("jwt", "jwtRules:\n- issuer: https://auth.example.com\n- issuer: testing@secure.istio.io\n  jwksUri: https://x.test/k\n- issuer: http://127.0.0.1:8080", kind: "RequestAuthentication")
+                + allow("p", "app: web", webFromDB), count: 2),
     ]
 
     static func findings(_ yaml: String, manifests: Bool) -> [Finding] {

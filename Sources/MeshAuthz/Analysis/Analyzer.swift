@@ -75,7 +75,7 @@ public enum Linter {
         AllowNothingOnWorkloadAnalyzer(), AllowNothingNamespaceAnalyzer(), AllowAnyRequestAnalyzer(),
         SelectsNothingAnalyzer(), UnknownServiceAccountAnalyzer(), PrincipalFormAnalyzer(), UnknownNamespaceAnalyzer(),
         AllowOverriddenByDenyAnalyzer(), PathNeverMatchesAnalyzer(), LowercaseMethodAnalyzer(), CustomPolicyAnalyzer(),
-        ExperimentalKeyAnalyzer(), DeniedByAllowNothingAnalyzer(), UncoveredWorkloadAnalyzer(),
+        ExperimentalKeyAnalyzer(), DeniedByAllowNothingAnalyzer(), UncoveredWorkloadAnalyzer(), UndiscoverableKeysAnalyzer(),
     ]
 
     public static func run(_ input: AnalysisInput) -> [Finding] {

@@ -3,7 +3,7 @@
 /// lists them all (a test keeps it in step with `allCases`).
 ///
 /// Ranges: MA00xx the files themselves, MA01xx mTLS (PeerAuthentication, DestinationRule), MA02xx
-/// AuthorizationPolicy, MA03xx workload coverage (needs manifests).
+/// AuthorizationPolicy, MA03xx workload coverage (needs manifests), MA04xx RequestAuthentication.
 public enum FindingCode: String, Sendable, Hashable, CaseIterable {
     case syntax = "MA0001"
     case unknownField = "MA0002"
@@ -30,11 +30,12 @@ public enum FindingCode: String, Sendable, Hashable, CaseIterable {
     case experimentalKey = "MA0212"
     case deniedByAllowNothing = "MA0301"
     case uncoveredWorkload = "MA0302"
+    case undiscoverableKeys = "MA0401"
 
     public var severity: Finding.Severity {
         switch self {
         case .syntax, .unknownField, .invalidField, .misspelledKind, .duplicateResource, .manifestError,
-             .plaintextToStrict, .mutualToDisabled:
+             .plaintextToStrict, .mutualToDisabled, .undiscoverableKeys:
             return .error
         case .meshNotStrict, .unknownHost, .allowNothingOnWorkload, .allowAnyRequest, .selectsNothing,
              .unknownServiceAccount, .principalForm, .unknownNamespace, .allowOverriddenByDeny, .pathNeverMatches,
@@ -73,6 +74,7 @@ public enum FindingCode: String, Sendable, Hashable, CaseIterable {
         case .experimentalKey: return "an experimental.envoy.filters when key: it reads Envoy metadata meshauthz never has, so it never matches"
         case .deniedByAllowNothing: return "a workload under an allow-nothing policy that no ALLOW policy opens: all its traffic is denied"
         case .uncoveredWorkload: return "a workload no policy covers in an otherwise zero-trust mesh: everything is allowed to it"
+        case .undiscoverableKeys: return "a jwtRule with neither jwks nor jwksUri whose issuer is no https URL to discover keys from: all its tokens are rejected"
         }
     }
 }
