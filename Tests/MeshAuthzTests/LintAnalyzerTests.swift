@@ -140,6 +140,35 @@ import Testing
         #expect(found.isEmpty, "\(found.map { "\($0.location) \($0.message)" })")
     }
 
+    /// A finding about a value or a rule points at it (istioctl's field map), not at the policy's first line.
+    @Test func findingsInsideRulesPointAtTheValueOrTheRule() {
+        let yaml = """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: p, namespace: shop}
+            spec:
+              selector: {matchLabels: {app: web}}
+              rules:
+              - from: [{source: {principals: [cluster.local/ns/shop/sa/db-sa]}}]
+              - to:
+                - operation:
+                    methods: [GET, get]
+              - {}
+
+            """
+        let found = Self.findings(yaml, manifests: true)
+        let method = found.first { $0.code == .lowercaseMethod }
+        #expect(method?.location.line == 10 && method?.location.column == 24, "\(String(describing: method?.location))")
+        let any = found.first { $0.code == .allowAnyRequest }
+        #expect(any?.location.line == 11, "\(String(describing: any?.location))")
+        // The policy itself is still where its resource starts.
+        let policy = AnalysisInput.read([PolicyFile(name: "policies.yaml", text: yaml)]).set.authorizationPolicies[0]
+        #expect(policy.location.line == 1)
+        #expect(policy.location(of: "spec.rules[1].to[0].operation.methods[1]").line == 10)
+        #expect(policy.location(of: "spec.rules[1].to[0].operation.paths[0]").line == 9)  // not written: its operation
+        #expect(policy.location(of: "spec.rules[7]") == policy.location)  // no such rule: the policy
+    }
+
     @Test func everyCodeHasACase() {
         #expect(Set(Self.cases.map(\.code)) == Set(FindingCode.allCases))
         #expect(Set(Linter.analyzers.map(\.code)).union([.unknownField, .invalidField, .misspelledKind, .duplicateResource, .noManifests])
@@ -158,7 +187,8 @@ import Testing
 
     @Test func findingsCarryLineAndResource() throws {
         let found = try #require(Self.findings(Self.cases[13].positive, manifests: true).first { $0.code == .allowAnyRequest })
-        #expect(found.location == SourceLocation(file: "policies.yaml", line: 2, column: 1))
+        // The rule `{}` itself (its policy starts on line 2).
+        #expect(found.location == SourceLocation(file: "policies.yaml", line: 8, column: 5))
         #expect(found.resource == "AuthorizationPolicy shop/p")
         #expect(found.fix != nil)
     }

@@ -6,6 +6,25 @@ struct AuthorizationPolicyDecoder {
     let reader: YAMLReader
     /// A bare `serviceAccounts` name means `<policy namespace>/name`.
     let policyNamespace: String
+    /// The field paths decoded so far and where they were written (`AuthorizationPolicy.fieldLocations`).
+    private let positions = FieldPositions()
+
+    init(reader: YAMLReader, policyNamespace: String) {
+        self.reader = reader
+        self.policyNamespace = policyNamespace
+    }
+
+    final class FieldPositions {
+        var table: [String: SourceLocation] = [:]
+    }
+
+    private func note(_ node: Node, _ path: String) {
+        positions.table[path] = reader.location(node)
+    }
+
+    private func note(_ values: [(value: String, node: Node)], _ path: String) {
+        for (index, item) in values.enumerated() { note(item.node, "\(path)[\(index)]") }
+    }
 
     static let specFields: Set<String> = ["selector", "targetRef", "targetRefs", "action", "provider", "rules"]
     static let ruleFields: Set<String> = ["from", "to", "when"]
@@ -67,6 +86,7 @@ struct AuthorizationPolicyDecoder {
             }
         }
         validateAction(policy, spec: spec, providerNode: providerNode)
+        policy.fieldLocations = positions.table
         return reader.errors.count == before ? policy : nil
     }
 
@@ -128,6 +148,7 @@ struct AuthorizationPolicyDecoder {
             return nil
         }
         guard let fields = reader.mapping(node, path, allowed: Self.ruleFields) else { return nil }
+        note(node, path)
         var rule = Rule()
         for (key, value) in fields {
             let fieldPath = path + "." + key
@@ -137,6 +158,7 @@ struct AuthorizationPolicyDecoder {
             }
             for (index, item) in (items ?? []).enumerated() {
                 let itemPath = "\(fieldPath)[\(index)]"
+                note(item, itemPath)
                 switch key {
                 case "from":
                     if let source = decodeWrapped(item, itemPath, "source", decodeSource) {
@@ -173,6 +195,7 @@ struct AuthorizationPolicyDecoder {
         for (key, value) in fields {
             let fieldPath = path + "." + key
             let values = reader.strings(value, fieldPath)
+            note(values, fieldPath)
             let texts = values.map(\.value)
             switch key {
             case "principals": source.principals = texts
@@ -239,6 +262,7 @@ struct AuthorizationPolicyDecoder {
         for (key, value) in fields {
             let fieldPath = path + "." + key
             let values = reader.strings(value, fieldPath)
+            note(values, fieldPath)
             let texts = values.map(\.value)
             switch key {
             case "hosts": operation.hosts = texts

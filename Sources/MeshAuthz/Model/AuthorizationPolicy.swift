@@ -13,6 +13,9 @@ public struct AuthorizationPolicy: Sendable, Hashable {
     /// `istio.io/dry-run` parsed as Go's strconv.ParseBool would; unparsable means enforced.
     public var dryRun: Bool
     public var location: SourceLocation
+    /// Where each rule (`spec.rules[i]`), condition (`...when[j]`) and value (`...source.principals[k]`) was
+    /// written, by field path: what `lint` points at (istioctl's field map). Empty for policies not read from YAML.
+    public var fieldLocations: [String: SourceLocation] = [:]
 
     public init(id: ResourceID, selector: [String: String]? = nil, targetRefs: [TargetRef] = [],
                 action: Action = .allow, provider: String? = nil, rules: [Rule] = [], dryRun: Bool = false,
@@ -28,6 +31,17 @@ public struct AuthorizationPolicy: Sendable, Hashable {
     }
 
     public func ruleID(_ index: Int) -> RuleID { RuleID(policy: id, index: index) }
+
+    /// Where the field at `path` was written: that field, else the nearest enclosing one recorded (its rule,
+    /// say), else the policy.
+    public func location(of path: String) -> SourceLocation {
+        var path = Substring(path)
+        while true {
+            if let known = fieldLocations[String(path)] { return known }
+            guard let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { return location }
+            path = path[..<cut]
+        }
+    }
 }
 
 public enum Action: String, Sendable, Hashable, CaseIterable {

@@ -16,7 +16,7 @@ struct AllowOverriddenByDenyAnalyzer: Analyzer {
                     deny.rules.indices.first { Self.covers(deny.rules[$0], rule) }.map { deny.ruleID($0) }
                 }.first
                 if let overriding {
-                    findings.append(Finding(code, at: allow.location, resource: allow.resourceName,
+                    findings.append(Finding(code, at: allow.location(of: "spec.rules[\(index)]"), resource: allow.resourceName,
                                             "spec.rules[\(index)] can never allow: DENY rule \(overriding) applies to the same workloads and matches every request it matches",
                                             fix: "narrow the DENY rule, or remove the ALLOW rule"))
                 }

@@ -62,7 +62,7 @@ struct UnknownServiceAccountAnalyzer: Analyzer {
                 }
                 guard account.namespace != input.options.rootNamespace,
                       !input.index.declaresServiceAccount(namespace: account.namespace, name: account.name) else { return nil }
-                return Finding(code, at: policy.location, resource: policy.resourceName,
+                return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                "\(item.path) names service account \(account.name) in namespace \(account.namespace), which no manifest declares: no caller has that identity",
                                fix: "use the serviceAccountName of the calling workload, or add its ServiceAccount")
             }
@@ -81,7 +81,7 @@ struct UnknownNamespaceAnalyzer: Analyzer {
             policy.sourceValues(["namespaces", "notNamespaces"]).compactMap { item -> Finding? in
                 guard !item.value.contains("*"), item.value != input.options.rootNamespace,
                       !input.index.declaresNamespace(item.value) else { return nil }
-                return Finding(code, at: policy.location, resource: policy.resourceName,
+                return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                "\(item.path) names namespace \(item.value), which no manifest declares: no caller comes from it",
                                fix: "check the namespace's spelling, or add its manifests to the paths")
             }

@@ -39,7 +39,7 @@ struct AllowAnyRequestAnalyzer: Analyzer {
             guard policy.action == .allow, !policy.dryRun else { return [] }
             return policy.rules.enumerated().compactMap { index, rule in
                 guard rule.from.isEmpty, rule.to.isEmpty, rule.when.isEmpty else { return nil }
-                return Finding(code, at: policy.location, resource: policy.resourceName,
+                return Finding(code, at: policy.location(of: "spec.rules[\(index)]"), resource: policy.resourceName,
                                "spec.rules[\(index)] is {}: it allows every request to \(policy.targetDescription), from any caller (plaintext ones too where mTLS is not STRICT)",
                                fix: "name the callers (from.source.principals) and what they may do (to.operation)")
             }
@@ -71,7 +71,7 @@ struct ExperimentalKeyAnalyzer: Analyzer {
             policy.rules.enumerated().flatMap { index, rule in
                 rule.when.enumerated().compactMap { conditionIndex, condition -> Finding? in
                     guard case .experimentalEnvoyFilter(let key) = condition.key else { return nil }
-                    return Finding(code, at: policy.location, resource: policy.resourceName,
+                    return Finding(code, at: policy.location(of: "spec.rules[\(index)].when[\(conditionIndex)]"), resource: policy.resourceName,
                                    "spec.rules[\(index)].when[\(conditionIndex)].key \(key) reads Envoy filter metadata that meshauthz never has: the rule never matches here, whatever Envoy would do")
                 }
             }

@@ -76,18 +76,18 @@ struct PrincipalFormAnalyzer: Analyzer {
             policy.sourceValues(["principals", "notPrincipals"]).compactMap { item -> Finding? in
                 let effect = item.field == "principals" ? "never matches" : "never excludes anyone"
                 if item.value.hasPrefix("spiffe://") {
-                    return Finding(code, at: policy.location, resource: policy.resourceName,
+                    return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                    "\(item.path) \"\(item.value)\" is written with spiffe://, which istiod adds itself: it \(effect)",
                                    fix: "write \"\(item.value.dropFirst("spiffe://".count))\"")
                 }
                 if item.value.contains("*") || item.value.hasPrefix(domain + "/") { return nil }
                 if item.value.hasPrefix("ns/") {
-                    return Finding(code, at: policy.location, resource: policy.resourceName,
+                    return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                    "\(item.path) \"\(item.value)\" has no trust domain: it \(effect)",
                                    fix: "write \"\(domain)/\(item.value)\"")
                 }
                 let other = item.value.split(separator: "/").first.map(String.init) ?? item.value
-                return Finding(code, at: policy.location, resource: policy.resourceName,
+                return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                "\(item.path) \"\(item.value)\" names trust domain \(other), not the mesh's \(domain): it matches only callers certified by that domain",
                                fix: "write \"\(domain)/...\" unless callers from \(other) are meant (--trust-domain sets the mesh's)")
             }
@@ -107,12 +107,12 @@ struct PathNeverMatchesAnalyzer: Analyzer {
                 if value == "*" || value.contains("{") { return nil }  // templates: validated by the loader
                 let effect = item.field == "paths" ? "never matches" : "never excludes a request"
                 if !value.hasPrefix("/") && !value.hasPrefix("*") {
-                    return Finding(code, at: policy.location, resource: policy.resourceName,
+                    return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                    "\(item.path) \"\(value)\" does not start with /: it \(effect)", fix: "write \"/\(value)\"")
                 }
                 let inner = value.dropFirst().dropLast()
                 if inner.contains("*") {
-                    return Finding(code, at: policy.location, resource: policy.resourceName,
+                    return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                    "\(item.path) \"\(value)\" has a * in the middle, which Istio compares literally: it \(effect)",
                                    fix: "use a prefix (\"/api/*\"), a suffix (\"*.png\") or a template (\"/api/{*}/users\")")
                 }
@@ -132,7 +132,7 @@ struct LowercaseMethodAnalyzer: Analyzer {
             policy.operationValues(["methods", "notMethods"]).compactMap { item -> Finding? in
                 guard item.value != item.value.uppercased() else { return nil }
                 let effect = item.field == "methods" ? "never matches" : "never excludes a request"
-                return Finding(code, at: policy.location, resource: policy.resourceName,
+                return Finding(code, at: policy.location(of: item.path), resource: policy.resourceName,
                                "\(item.path) \"\(item.value)\" is not upper case: it \(effect)",
                                fix: "write \"\(item.value.uppercased())\"")
             }
