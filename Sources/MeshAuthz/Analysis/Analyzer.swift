@@ -26,6 +26,7 @@ public struct AnalysisInput: Sendable {
         // Each file is parsed once: the loader's documents are read again for the manifests.
         var parsed: [String: [Node]] = [:]
         let (set, loadErrors) = PolicyLoader.loadCollecting(files, options: options, limits: limits) { file, reader in
+            reader.recordsFieldLocations = true  // findings point at the field they are about
             let documents = PolicyLoader.documents(of: file, reader)
             parsed[file.name] = documents
             return documents

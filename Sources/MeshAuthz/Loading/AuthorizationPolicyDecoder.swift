@@ -18,11 +18,13 @@ struct AuthorizationPolicyDecoder {
         var table: [String: SourceLocation] = [:]
     }
 
-    private func note(_ node: Node, _ path: String) {
-        positions.table[path] = reader.location(node)
+    private func note(_ node: Node, _ path: @autoclosure () -> String) {
+        guard reader.recordsFieldLocations else { return }
+        positions.table[path()] = reader.location(node)
     }
 
     private func note(_ values: [(value: String, node: Node)], _ path: String) {
+        guard reader.recordsFieldLocations else { return }
         for (index, item) in values.enumerated() { note(item.node, "\(path)[\(index)]") }
     }
 

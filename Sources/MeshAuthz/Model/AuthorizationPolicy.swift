@@ -14,7 +14,8 @@ public struct AuthorizationPolicy: Sendable, Hashable {
     public var dryRun: Bool
     public var location: SourceLocation
     /// Where each rule (`spec.rules[i]`), condition (`...when[j]`) and value (`...source.principals[k]`) was
-    /// written, by field path: what `lint` points at (istioctl's field map). Empty for policies not read from YAML.
+    /// written, by field path: what `lint` points at (istioctl's field map). Recorded for analysis only
+    /// (`AnalysisInput.read`); empty otherwise, where `location(of:)` gives the policy's location.
     public var fieldLocations: [String: SourceLocation] = [:]
 
     public init(id: ResourceID, selector: [String: String]? = nil, targetRefs: [TargetRef] = [],
