@@ -21,10 +21,11 @@ public struct RequestReading: Sendable {
     public var labels: [String: String]?
     public var pathNormalization: PathNormalizationMode
     /// `serve --workloads`: the destination of a request that names none, from its Host.
-    public var hostRouting: HostRouting?
+    /// `serve --workloads`: the Host routing, kept current (nil: requests name their destination).
+    public var hostRouting: WorkloadRoutes?
 
     public init(convention: GatewayConvention = .any, namespace: String? = nil, labels: [String: String]? = nil,
-                pathNormalization: PathNormalizationMode = .base, hostRouting: HostRouting? = nil) {
+                pathNormalization: PathNormalizationMode = .base, hostRouting: WorkloadRoutes? = nil) {
         self.convention = convention
         self.namespace = namespace
         self.labels = labels

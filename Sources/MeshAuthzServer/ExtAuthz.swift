@@ -57,12 +57,15 @@ extension API {
     private func judge(_ request: HTTPRequest, _ facts: ForwardedRequest,
                        _ headers: UnsafeBufferPointer<HeaderField>, started: UInt64) -> HTTPResponse {
         // `serve --workloads`: a request that names no destination is judged for the Service its Host names.
-        if facts.namespace == nil && facts.workload == nil, let routing = reading.hostRouting {
-            switch routing.lookup(facts.host) {
-            case .refused(let why): return Self.gatewayError(why, field: "host")
-            case .workloads(let service, let candidates, let hostPort):
-                return judge(request, facts, headers, namespace: candidates[0].namespace.bytes,
-                             workload: candidates[0].labels.bytes, byHost: (service, candidates, hostPort), started: started)
+        if facts.namespace == nil && facts.workload == nil, let routes = reading.hostRouting {
+            // One routing for the whole judgement: the candidates' bytes live in it.
+            return routes.read { routing in
+                switch routing.lookup(facts.host) {
+                case .refused(let why): return Self.gatewayError(why, field: "host")
+                case .workloads(let service, let candidates, let hostPort):
+                    return judge(request, facts, headers, namespace: candidates[0].namespace.bytes,
+                                 workload: candidates[0].labels.bytes, byHost: (service, candidates, hostPort), started: started)
+                }
             }
         }
         guard let namespace = facts.namespace ?? defaultNamespace else {

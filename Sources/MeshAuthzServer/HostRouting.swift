@@ -10,7 +10,7 @@ import MeshAuthz
 /// the same Service (an Istio ingress gateway with VirtualServices on these hosts, Envoy routes on these
 /// domains): then the Host names the workload the request will reach. SECURITY.md says so.
 ///
-/// Built once from the manifests at start; immutable afterwards.
+/// Built from the manifests, immutable; a change of the manifests builds a new one (`WorkloadRoutes`).
 public struct HostRouting: Sendable {
     /// One workload a Service selects, as the gateway path reads a destination.
     struct Candidate: Sendable {

@@ -154,7 +154,18 @@ public enum PolicyDirectory {
                     "the file is over the limit of \(limits.maxFileBytes) bytes (--max-policy-file-bytes)")
     }
 
-    private static func isDirectory(_ st: stat) -> Bool { (st.st_mode & S_IFMT) == S_IFDIR }
+    static func entry(name: String, path: String, _ st: stat) -> Entry {
+        #if canImport(Darwin)
+        let mtime = st.st_mtimespec, ctime = st.st_ctimespec
+        #else
+        let mtime = st.st_mtim, ctime = st.st_ctim
+        #endif
+        return Entry(name: name, path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                     mtimeSeconds: Int(mtime.tv_sec), mtimeNanoseconds: Int(mtime.tv_nsec),
+                     ctimeSeconds: Int(ctime.tv_sec), ctimeNanoseconds: Int(ctime.tv_nsec))
+    }
+
+    static func isDirectory(_ st: stat) -> Bool { (st.st_mode & S_IFMT) == S_IFDIR }
     private static func isRegular(_ st: stat) -> Bool { (st.st_mode & S_IFMT) == S_IFREG }
 
     private static func walk(_ directory: String, relative: String, into entries: inout [Entry],
@@ -187,15 +198,7 @@ public enum PolicyDirectory {
                     walk(path, relative: rel, into: &entries, errors: &errors, visited: &visited)
                 }
             } else if isRegular(st) && isPolicyFileName(name) {
-                #if canImport(Darwin)
-                let mtime = st.st_mtimespec, ctime = st.st_ctimespec
-                #else
-                let mtime = st.st_mtim, ctime = st.st_ctim
-                #endif
-                entries.append(Entry(
-                    name: rel, path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
-                    mtimeSeconds: Int(mtime.tv_sec), mtimeNanoseconds: Int(mtime.tv_nsec),
-                    ctimeSeconds: Int(ctime.tv_sec), ctimeNanoseconds: Int(ctime.tv_nsec)))
+                entries.append(entry(name: rel, path: path, st))
             }
         }
     }

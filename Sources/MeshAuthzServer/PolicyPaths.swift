@@ -13,6 +13,19 @@ import Darwin
 /// if it changes meanwhile). Files are named as the user can open them: the directory's path joined with
 /// the name relative to it, or the file's path as given.
 public enum PolicyPaths {
+    /// What the paths hold right now, as `stat` sees it (no file is opened): one listing per path (a file's
+    /// has its one entry), compared between polls to notice a change.
+    public static func scan(_ paths: [String]) -> [PolicyDirectory.Listing] {
+        paths.map { path in
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                return PolicyDirectory.Listing(entries: [], errors: [PolicyDirectory.unreadable(path, "cannot read \(path): \(errnoText())")])
+            }
+            if PolicyDirectory.isDirectory(st) { return PolicyDirectory.scan(path) }
+            return PolicyDirectory.Listing(entries: [PolicyDirectory.entry(name: path, path: path, st)], errors: [])
+        }
+    }
+
     public static func read(_ paths: [String], limits: LoadLimits = LoadLimits()) -> (files: [PolicyFile], errors: [PolicyError]) {
         var files: [PolicyFile] = []
         var errors: [PolicyError] = []

@@ -187,7 +187,8 @@ public enum Service {
         if config.effectiveDecisionLog != .none {
             logger.info("decision log: \(config.effectiveDecisionLog.rawValue) decisions to \(config.decisionLogFile ?? "standard output")")
         }
-        let signal = waitLoop(reloader: reloader, interval: config.reloadInterval, logger: logger) {
+        let workloads = config.reading.hostRouting.map { WorkloadsWatcher(routes: $0, logger: logger, settleSeconds: config.reloadSettle) }
+        let signal = waitLoop(reloader: reloader, workloads: workloads, interval: config.reloadInterval, logger: logger) {
             if config.decisionLogFile != nil && config.effectiveDecisionLog != .none {
                 logger.info("received SIGUSR1, reopening the decision log \(config.decisionLogFile!)")
                 decisionLog.reopen()
@@ -207,20 +208,27 @@ public enum Service {
         host.contains(":") ? "[\(host)]" : host
     }
 
-    /// Waits for SIGINT/SIGTERM, reloading on SIGHUP and polling every `interval` seconds meanwhile.
-    static func waitLoop(reloader: Reloader, interval: Double, logger: Logger, onUSR1: () -> Void = {}) -> Int32 {
+    /// Waits for SIGINT/SIGTERM, reloading (the policies, and the `--workloads` manifests) on SIGHUP and
+    /// polling every `interval` seconds meanwhile.
+    static func waitLoop(reloader: Reloader, workloads: WorkloadsWatcher? = nil, interval: Double, logger: Logger,
+                         onUSR1: () -> Void = {}) -> Int32 {
         var set = signalSet()
         let polling = interval > 0
+        func reloadAll() {
+            reloader.reload(why: "SIGHUP")
+            workloads?.reload(why: "SIGHUP")
+        }
         while true {
             // A change waiting to settle is looked at again sooner than the poll interval (even with
             // polling off: the first load may be settling).
-            let wait = reloader.settlingDelay.map { min($0, polling ? interval : $0) } ?? (polling ? interval : 3600)
+            let settling = [reloader.settlingDelay, workloads?.settlingDelay].compactMap { $0 }.min()
+            let wait = settling.map { min($0, polling ? interval : $0) } ?? (polling ? interval : 3600)
             var timeout = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
             let received = sigtimedwait(&set, nil, &timeout)
             if received == SIGINT || received == SIGTERM { return received }
             if received == SIGHUP {
                 logger.info("received SIGHUP, reloading policies")
-                reloader.reload(why: "SIGHUP")
+                reloadAll()
                 continue
             }
             if received == SIGUSR1 {
@@ -234,13 +242,14 @@ public enum Service {
                 while true {
                     var signal: Int32 = 0
                     if sigwait(&plain, &signal) == 0 {
-                        if signal == SIGHUP { reloader.reload(why: "SIGHUP"); continue }
+                        if signal == SIGHUP { reloadAll(); continue }
                         if signal == SIGUSR1 { onUSR1(); continue }
                         return signal
                     }
                 }
             }
             if polling || reloader.settlingDelay != nil { reloader.poll() }
+            if let workloads, polling || workloads.settlingDelay != nil { workloads.poll() }
         }
     }
 

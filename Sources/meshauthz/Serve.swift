@@ -265,19 +265,15 @@ func parseListen(_ text: String) throws -> (host: String, port: UInt16) {
 
 extension Serve {
     /// `--workloads`: the manifests' Services as hosts; unreadable or invalid manifests stop the start (a
-    /// destination guessed from half the manifests would be a wrong one).
-    func hostRouting(_ logger: Logger) throws -> HostRouting? {
+    /// destination guessed from half the manifests would be a wrong one). Read again when they change.
+    func hostRouting(_ logger: Logger) throws -> WorkloadRoutes? {
         guard !workloads.isEmpty else { return nil }
-        let (files, readErrors) = PolicyPaths.read(workloads, limits: loadOptions.limits)
-        let (inventory, errors) = InventoryReader.read(files, limits: loadOptions.limits)
-        if let first = (readErrors + errors).first {
-            throw ValidationError("--workloads: \(first.description)")
+        do {
+            let routes = try WorkloadRoutes(paths: workloads, limits: loadOptions.limits)
+            routes.read { logger.info("host routing: \($0.serviceCount) Services from --workloads") }
+            return routes
+        } catch {
+            throw ValidationError("--workloads: \(error.description)")
         }
-        guard !inventory.services.isEmpty else {
-            throw ValidationError("--workloads: no Service in \(workloads.joined(separator: ", ")): no Host could name a destination")
-        }
-        let routing = HostRouting(inventory, clusterDomain: "cluster.local")
-        logger.info("host routing: \(routing.serviceCount) Services, \(inventory.workloads.count) workloads from --workloads")
-        return routing
     }
 }

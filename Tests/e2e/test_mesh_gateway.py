@@ -157,6 +157,61 @@ def test_a_service_over_workloads_under_different_policies(binary, tmp_path):
         pdp.stop()
 
 
+def test_the_workload_manifests_are_read_again_when_they_change(binary, tmp_path):
+    """`--workloads` follows the manifests as the policy directory is followed: a new Service routes once its file
+    has settled; manifests that no longer read keep the routing in force (logged), and a fix is picked up."""
+    import time
+
+    def service(name, namespace="default"):
+        return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"selector": {"matchLabels": {"app": name}},
+                          "template": {"metadata": {"labels": {"app": name}},
+                                       "spec": {"containers": [{"name": name, "ports": [{"containerPort": 8080}]}]}}}}]
+
+    def eventually(check, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.1)
+        return check()
+
+    workloads = tmp_path / "workloads"
+    workloads.mkdir()
+    (workloads / "shop.yaml").write_text(yaml.safe_dump_all(service("shop")))
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+         "metadata": {"name": "cart-open", "namespace": "default"},
+         "spec": {"selector": {"matchLabels": {"app": "cart"}}, "action": "ALLOW", "rules": [{}]}}]))
+    pdp = started(lambda: gw.Pdp(binary, policies=policies, args=[
+        "--gateway", "envoy", "--workloads", str(workloads), "--reload-interval", "0.2", "--reload-settle", "0.2"]))
+
+    def reason(host):
+        r = pdp.send("GET", "/ext_authz/", {}, host=host)
+        return r.status, r.header("x-meshauthz-reason") or ""
+
+    try:
+        status, why = reason("cart.default")
+        assert status == 403 and "names no Service of serve --workloads" in why, why
+        (workloads / "cart.yaml").write_text(yaml.safe_dump_all(service("cart")))
+        assert eventually(lambda: reason("cart.default")[0] == 200), pdp.log
+        assert "host routing reloaded" in pdp.log
+        # A broken file: the routing read before stays (cart still routes), and the log says why.
+        (workloads / "cart.yaml").write_text("kind: Service\nmetadata: [\n")
+        assert eventually(lambda: "--workloads not reloaded" in pdp.log), pdp.log
+        assert reason("cart.default")[0] == 200
+        # Fixed, and cart removed: its host no longer names a destination.
+        (workloads / "cart.yaml").write_text(yaml.safe_dump_all(service("other")))
+        assert eventually(lambda: "names no Service" in reason("cart.default")[1]), pdp.log
+        assert reason("other.default")[0] == 200 and reason("shop.default")[0] == 200  # no policy selects them
+    finally:
+        pdp.stop()
+
+
 def test_virtual_service_hosts_name_the_service_they_route_to(binary, tmp_path):
     """An ingress gateway's external names: a VirtualService whose routes all go to one Service maps its hosts to
     that Service; one that splits a host over several Services is refused (the Host alone cannot say which)."""
