@@ -5,7 +5,7 @@ import PackageDescription
 /// `<name>Check` in Fuzz/Checks and its seeds are under Fuzz/corpus/<name>/. Adding one (the gateway
 /// header reader's, say) is a name here plus those two files. They build in a normal `swift build` too:
 /// there each is a replayer of input files (Fuzz/README.md says how).
-let fuzzers = ["PolicyLoader", "CheckBody", "ForwardedClientCert", "PathNormalization", "Differential", "GatewayHeaders"]
+let fuzzers = ["PolicyLoader", "CheckBody", "ForwardedClientCert", "PathNormalization", "Differential", "GatewayHeaders", "JWT"]
 
 /// `-parse-as-library`: a lone file of an executable target is otherwise its top-level code, whose
 /// entry point would clash with the replayer's `<module>_main` and, under --sanitize=fuzzer, libFuzzer's `main`.

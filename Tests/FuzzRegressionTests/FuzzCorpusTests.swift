@@ -17,6 +17,7 @@ import Testing
         "PathNormalization": PathNormalizationCheck.check,
         "GatewayHeaders": GatewayHeadersCheck.check,
         "Differential": DifferentialCheck.check,
+        "JWT": JWTCheck.check,
     ]
 
     static func files(_ name: String, _ subdirectory: String? = nil) -> [URL] {
