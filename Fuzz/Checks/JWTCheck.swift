@@ -5,7 +5,8 @@ import MeshAuthz
 /// - a parsed token has an implemented `alg`, and its `payloadBase64URL` is the token's second section;
 /// - only an ES256 token can verify against the (ES256, P-256) key: never `alg: none`, never HMAC keyed
 ///   with the public key, whatever the bytes;
-/// - a request that passes with an identity carries a token that parses, verifies on its own against the
+/// - a request that passes with an identity carries a token (as Envoy extracts it from the header: the
+///   run of base64url characters and dots after the prefix) that parses, verifies on its own against the
 ///   key, names the configured issuer, is within its time window and has the configured audience; and
 ///   the identity is that token's `iss` and `sub`;
 /// - the verified-token cache changes nothing: the same request again, with the cache filled by the first,
@@ -70,8 +71,9 @@ public enum JWTCheck {
             if first.identity != nil { problems.append("a failed request has an identity") }
         case .passed:
             guard let identity = first.identity else { break }  // no token found where the rule reads
-            guard case .success(let jwt) = parsed else {
-                problems.append("passed with an identity, but the token does not parse: \(parsed)")
+            let sent = extracted(input)
+            guard case .success(let jwt) = JWT.parse(sent) else {
+                problems.append("passed with an identity, but the token \(sent) does not parse")
                 break
             }
             if jwt.verifySignature(with: keys) != nil { problems.append("passed, but the signature does not verify") }
@@ -85,6 +87,18 @@ public enum JWTCheck {
             problems.append("with the cache: \(again.verdict) \(String(describing: again.identity)) instead of \(first.verdict) \(String(describing: first.identity))")
         }
         return problems
+    }
+
+    /// Envoy's `extractJWT` on `Bearer <input>`, written again: from the first base64url-or-dot byte after the
+    /// prefix to the next byte that is neither; the whole header value when there is none.
+    static func extracted(_ input: UnsafeBufferPointer<UInt8>) -> String {
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
+        let value = Array("Bearer ".utf8) + Array(String(decoding: input, as: UTF8.self).utf8)
+        guard let start = value[7...].firstIndex(where: allowed.contains) else {
+            return String(decoding: value, as: UTF8.self)
+        }
+        let end = value[start...].firstIndex { !allowed.contains($0) } ?? value.endIndex
+        return String(decoding: value[start..<end], as: UTF8.self)
     }
 
     /// The verified-token cache, as the server's (kept by exact token text), for one input.

@@ -163,6 +163,18 @@ import Testing
         #expect(alone.stage == .requestAuthentication && alone.reason.contains("Header.Payload.Signature"))
     }
 
+    /// Envoy's `extractJWT`: after the prefix, the token is the run of base64url characters and dots (leading
+    /// others skipped); what follows it (`, Bearer x`, ` trailing`) is not part of it.
+    @Test(arguments: ["Bearer TOKEN", "Bearer TOKEN, Bearer other", "Bearer  TOKEN trailing", "Bearer \u{0}\u{0}TOKEN;x=1"])
+    func theTokenIsTheRunOfTokenCharactersAfterThePrefix(_ value: String) throws {
+        let (check, set) = try Self.authenticator(Self.twoRules(secondLocation: ""))
+        let token = Self.one.token(#""sub":"alice""#)
+        let (decision, result) = try check.decide(Self.request(["authorization": value.replacingOccurrences(of: "TOKEN", with: token)]),
+                                                   now: Self.now, evaluate: ReferenceEvaluator(set).evaluate)
+        #expect(decision.stage != .requestAuthentication, "\(decision.reason)")
+        #expect(result?.identity?.requestPrincipal == "\(Self.one.issuer)/alice")
+    }
+
     @Test func withTwoIssuersInTheSameLocationTheFirstByIssuerIsTheIdentity() throws {
         let (check, set) = try Self.authenticator(Self.twoRules(secondLocation: ""))
         let reference = ReferenceEvaluator(set)

@@ -95,7 +95,7 @@ struct TokenExtractor {
                 var token = Substring(value)
                 if !place.prefix.isEmpty {
                     guard let end = Self.endOfFirst(place.prefix, in: value) else { continue }
-                    token = Self.jwtStart(value[end...]) ?? Substring(value)
+                    token = Self.jwt(after: value[end...]) ?? Substring(value)
                 }
                 tokens.append(FoundToken(token: String(token), place: .header(place.name), issuers: place.issuers))
             }
@@ -136,11 +136,13 @@ struct TokenExtractor {
         return nil
     }
 
-    /// `extractJWT`: from the first base64url character or dot after the prefix to the end of the value;
-    /// nil (the whole value is then taken) when there is none.
-    static func jwtStart(_ rest: Substring) -> Substring? {
+    /// `extractJWT`: from the first base64url character or dot after the prefix up to the next character
+    /// that is neither (`Bearer <token>, other` gives `<token>`); nil (the whole value is then taken) when
+    /// there is none.
+    static func jwt(after rest: Substring) -> Substring? {
         guard let start = rest.utf8.firstIndex(where: isTokenByte) else { return nil }
-        return rest[start...]
+        let end = rest.utf8[start...].firstIndex { !isTokenByte($0) } ?? rest.endIndex
+        return rest[start..<end]
     }
 
     static func isTokenByte(_ b: UInt8) -> Bool {
