@@ -5,8 +5,8 @@ import MeshAuthz
 /// - a parsed token has an implemented `alg`, and its `payloadBase64URL` is the token's second section;
 /// - only an ES256 token can verify against the (ES256, P-256) key: never `alg: none`, never HMAC keyed
 ///   with the public key, whatever the bytes;
-/// - a request that passes with an identity carries a token (as Envoy extracts it from the header: the
-///   run of base64url characters and dots after the prefix) that parses, verifies on its own against the
+/// - a request that passes with an identity carries a token (as Envoy 1.40 extracts it from the header: from
+///   the first base64url character or dot after the prefix to the end) that parses, verifies on its own against the
 ///   key, names the configured issuer, is within its time window and has the configured audience; and
 ///   the identity is that token's `iss` and `sub`;
 /// - the verified-token cache changes nothing: the same request again, with the cache filled by the first,
@@ -89,16 +89,16 @@ public enum JWTCheck {
         return problems
     }
 
-    /// Envoy's `extractJWT` on `Bearer <input>`, written again: from the first base64url-or-dot byte after the
-    /// prefix to the next byte that is neither; the whole header value when there is none.
+    /// Envoy 1.40's `extractJWT` on `Bearer <input>`, written again: from the first base64url-or-dot byte after
+    /// the prefix to the end of the (trimmed) header value; the whole value when there is no such byte.
     static func extracted(_ input: UnsafeBufferPointer<UInt8>) -> String {
         let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
-        let value = Array("Bearer ".utf8) + Array(String(decoding: input, as: UTF8.self).utf8)
+        var value = Array("Bearer ".utf8) + Array(String(decoding: input, as: UTF8.self).utf8)
+        while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value.removeLast() }
         guard let start = value[7...].firstIndex(where: allowed.contains) else {
             return String(decoding: value, as: UTF8.self)
         }
-        let end = value[start...].firstIndex { !allowed.contains($0) } ?? value.endIndex
-        return String(decoding: value[start..<end], as: UTF8.self)
+        return String(decoding: value[start...], as: UTF8.self)
     }
 
     /// The verified-token cache, as the server's (kept by exact token text), for one input.
