@@ -270,3 +270,44 @@ def test_cli_explain_validates_tokens_and_traces_the_verified_identity(tmp_path,
     assert p.returncode == 1 and "DENY before any policy" in p.stdout and "Jwt is expired" in p.stdout, p
     p = explain(issuer.token({"sub": "alice", "exp": 1000}), "--output", "json")
     assert p.returncode == 1 and json.loads(p.stdout)["stage"] == "request-authentication", p
+
+
+def test_nginx_passes_the_tokens_output_headers_upstream(binary, tmp_path):
+    """examples/nginx/nginx.conf as shipped, in front of an RS256 RequestAuthentication with outputClaimToHeaders:
+    the upstream gets x-tenant from the verified token (never the client's), and no Authorization header."""
+    import gateways as gw
+    from test_gateways import FRONT_PROXY, need, started
+    need(gw.nginx_path(), "nginx (apt-get install nginx)")
+    issuer = Issuer("RS256")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    target = ("default", {"app": "api-service"})  # the destination nginx.conf names
+    docs = [request_authentication("jwt", target[0], target[1], [{
+                "issuer": issuer.iss, "jwks": issuer.jwks(),
+                "outputClaimToHeaders": [{"header": "x-tenant", "claim": "tenant"}]}]),
+            allow_policy("users", target[0], target[1], [
+                {"from": [{"source": {"requestPrincipals": [f"{issuer.iss}/alice"]}}]},
+                {"to": [{"operation": {"paths": ["/public"]}}]}])]
+    (policies / "policies.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    upstream = started(gw.Upstream)
+    pdp = started(lambda: gw.Pdp(binary, policies=policies, args=["--gateway", "nginx"]))
+    nginx = started(lambda: gw.Nginx(gw.EXAMPLES / "nginx" / "nginx.conf",
+                                     dict(UPSTREAM_PORT=upstream.port, MESHAUTHZ_PORT=pdp.port,
+                                          TRUSTED_FRONT_PROXY=f"{FRONT_PROXY}/32"), tmp_path / "nginx"))
+    try:
+        token = issuer.token({"sub": "alice", "tenant": "acme"})
+        r = gw.send(nginx.port, "GET", "/orders", {"Authorization": f"Bearer {token}", "x-tenant": "globex"})
+        assert r.status == 200, (r.status, r.body)
+        seen = {k.lower(): v for k, v in r.json()["headers"].items()}
+        assert seen.get("x-tenant") == "acme", seen
+        assert "authorization" not in seen, seen
+        # No token: the client's x-tenant never reaches the upstream (the sidecar strips it too).
+        r = gw.send(nginx.port, "GET", "/public", {"x-tenant": "globex"})
+        assert r.status == 200, (r.status, r.body)
+        assert "x-tenant" not in {k.lower() for k in r.json()["headers"]}, r.json()["headers"]
+        # A bad token: the 401 reaches the client.
+        r = gw.send(nginx.port, "GET", "/orders", {"Authorization": f"Bearer {issuer.token({'sub': 'alice', 'exp': 1000})}"})
+        assert r.status == 401, (r.status, r.body)
+    finally:
+        for p in (nginx, pdp, upstream):
+            p.stop()
