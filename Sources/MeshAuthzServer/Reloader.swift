@@ -53,21 +53,9 @@ public final class Reloader {
     @discardableResult
     public func poll() -> Bool {
         let listing = PolicyDirectory.scan(directory)
-        let wall = WallTime.now()
-        let now = Int64(wall.seconds) * 1_000_000_000 + Int64(wall.nanoseconds)
-        let verdict = gate.observe(listing, now: Int64(monotonicNanoseconds()), quietFor: listing.quietFor(nowWallNanoseconds: now))
-        switch verdict {
-        case .unchanged:
-            settlingDelay = nil
-            return false
-        case .wait(let nanoseconds):
-            settlingDelay = Double(nanoseconds) / 1e9
-            return false
-        case .load:
-            settlingDelay = nil
-            load(why: store.current.loaded == nil && store.current.lastError == nil ? "initial load" : "the policy files changed")
-            return true
-        }
+        guard gate.look(at: listing, listings: [listing], settlingDelay: &settlingDelay) else { return false }
+        load(why: store.current.loaded == nil && store.current.lastError == nil ? "initial load" : "the policy files changed")
+        return true
     }
 
     /// The load at start-up, before the server listens (so that its first answers already reflect it):

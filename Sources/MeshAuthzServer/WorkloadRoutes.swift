@@ -69,22 +69,10 @@ public final class WorkloadsWatcher {
     @discardableResult
     public func poll() -> Bool {
         let listings = PolicyPaths.scan(routes.paths)
-        let wall = WallTime.now()
-        let now = Int64(wall.seconds) * 1_000_000_000 + Int64(wall.nanoseconds)
-        let quiet = listings.compactMap { $0.quietFor(nowWallNanoseconds: now) }.min()
-        switch gate.observe(listings, now: Int64(monotonicNanoseconds()), quietFor: quiet) {
-        case .unchanged:
-            settlingDelay = nil
-            return false
-        case .wait(let nanoseconds):
-            settlingDelay = Double(nanoseconds) / 1e9
-            return false
-        case .load:
-            settlingDelay = nil
-            gate.attempted(listings)
-            reload(why: "the workload manifests changed")
-            return true
-        }
+        guard gate.look(at: listings, listings: listings, settlingDelay: &settlingDelay) else { return false }
+        gate.attempted(listings)
+        reload(why: "the workload manifests changed")
+        return true
     }
 
     /// Reads the manifests now, whether or not anything changed.

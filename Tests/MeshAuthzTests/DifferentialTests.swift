@@ -183,19 +183,13 @@ struct GatewayParts: CustomStringConvertible {
     }
 
     func withRequest<R>(_ body: (GatewayRequest) -> R) -> R {
-        let buffers = [method, target, host ?? [], principal ?? [], namespace ?? [], workload] + headers.flatMap { [$0.0, $0.1] }
-        let pointers = buffers.map { bytes -> UnsafeMutableBufferPointer<UInt8> in
-            let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
-            _ = copy.initialize(from: bytes)
-            return copy
-        }
-        defer { pointers.forEach { $0.deallocate() } }
-        let views = zip(pointers, buffers).map { UnsafeBufferPointer(start: $0.baseAddress, count: $1.count) }
-        let fields = (0..<headers.count).map { HeaderField(name: views[6 + 2 * $0], value: views[7 + 2 * $0]) }
-        return fields.withUnsafeBufferPointer { fields in
-            body(GatewayRequest(method: views[0], target: views[1], host: host == nil ? nil : views[2],
-                                principal: principal == nil ? nil : views[3], isMTLS: isMTLS, sourceIP: sourceIP,
-                                namespace: namespace == nil ? nil : views[4], workload: views[5], port: port, headers: fields))
+        withByteViews([method, target, host ?? [], principal ?? [], namespace ?? [], workload] + headers.flatMap { [$0.0, $0.1] }) { views in
+            let fields = (0..<headers.count).map { HeaderField(name: views[6 + 2 * $0], value: views[7 + 2 * $0]) }
+            return fields.withUnsafeBufferPointer { fields in
+                body(GatewayRequest(method: views[0], target: views[1], host: host == nil ? nil : views[2],
+                                    principal: principal == nil ? nil : views[3], isMTLS: isMTLS, sourceIP: sourceIP,
+                                    namespace: namespace == nil ? nil : views[4], workload: views[5], port: port, headers: fields))
+            }
         }
     }
 
@@ -203,6 +197,17 @@ struct GatewayParts: CustomStringConvertible {
         func t(_ b: [UInt8]?) -> String { b.map { String(decoding: $0, as: UTF8.self) } ?? "nil" }
         return "method=\(t(method)) target=\(t(target)) host=\(t(host)) principal=\(t(principal)) mtls=\(isMTLS) ip=\(sourceIP.map(\.description) ?? "nil") ns=\(t(namespace)) workload=\(t(workload)) port=\(port.map(String.init) ?? "nil") headers=\(headers.map { "\(t($0.0)): \(t($0.1))" })"
     }
+}
+
+/// `arrays` as buffers that stay put for the call (what a gateway request's byte fields point at).
+func withByteViews<R>(_ arrays: [[UInt8]], _ body: ([UnsafeBufferPointer<UInt8>]) -> R) -> R {
+    let pointers = arrays.map { bytes -> UnsafeMutableBufferPointer<UInt8> in
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+        _ = copy.initialize(from: bytes)
+        return copy
+    }
+    defer { pointers.forEach { $0.deallocate() } }
+    return body(zip(pointers, arrays).map { UnsafeBufferPointer(start: $0.baseAddress, count: $1.count) })
 }
 
 // MARK: Deterministic randomness

@@ -100,22 +100,16 @@ import Testing
         let namespace = Array((request.destination.namespace ?? "").utf8)
         let workload = Array(request.destination.labels.map { "\($0.key)=\($0.value)" }.joined(separator: ",").utf8)
         let headers = request.request.headers.map { (Array($0.key.utf8), Array($0.value.utf8)) }
-        let buffers = [method, target, namespace, workload] + headers.flatMap { [$0.0, $0.1] }
-        let pointers = buffers.map { bytes -> UnsafeMutableBufferPointer<UInt8> in
-            let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
-            _ = copy.initialize(from: bytes)
-            return copy
-        }
-        defer { pointers.forEach { $0.deallocate() } }
-        let views = zip(pointers, buffers).map { UnsafeBufferPointer(start: $0.baseAddress, count: $1.count) }
-        let fields = (0..<headers.count).map { HeaderField(name: views[4 + 2 * $0], value: views[5 + 2 * $0]) }
-        return fields.withUnsafeBufferPointer { fields in
-            var gateway = GatewayRequest(method: views[0], target: views[1], host: nil, principal: nil, isMTLS: false,
-                                         sourceIP: nil, namespace: views[2], workload: views[3], port: nil, headers: fields)
-            let changes = HeaderChanges(removed: result.removedHeaders, added: result.upstreamHeaders)
-            return GatewayAuthentication.with(claims: result.identity?.claims, headerChanges: changes) { effect in
-                gateway.authentication = effect
-                return body(gateway)
+        return withByteViews([method, target, namespace, workload] + headers.flatMap { [$0.0, $0.1] }) { views in
+            let fields = (0..<headers.count).map { HeaderField(name: views[4 + 2 * $0], value: views[5 + 2 * $0]) }
+            return fields.withUnsafeBufferPointer { fields in
+                var gateway = GatewayRequest(method: views[0], target: views[1], host: nil, principal: nil, isMTLS: false,
+                                             sourceIP: nil, namespace: views[2], workload: views[3], port: nil, headers: fields)
+                let changes = HeaderChanges(removed: result.removedHeaders, added: result.upstreamHeaders)
+                return GatewayAuthentication.with(claims: result.identity?.claims, headerChanges: changes) { effect in
+                    gateway.authentication = effect
+                    return body(gateway)
+                }
             }
         }
     }
