@@ -157,6 +157,12 @@ public enum HTTPFetch {
 
     private static func tls(_ fd: Int32, _ host: String, _ caFile: String?, _ request: [UInt8], _ timeout: Double,
                             _ maxBytes: Int) -> Result<[UInt8], Failure> {
+        // GnuTLS keeps the name given to gnutls_session_set_verify_cert and reads it during the handshake ("must
+        // remain valid for the lifetime of the session"): a C copy, freed after the session (this defer, declared
+        // first, runs last). Swift's implicit String-to-pointer bridge lives only for the call, and a handshake
+        // that read it afterwards checked the certificate against whatever the memory then held.
+        guard let hostName = strdup(host) else { return .failure(Failure("out of memory")) }
+        defer { free(hostName) }
         var credentials: gnutls_certificate_credentials_t?
         var session: gnutls_session_t?
         defer {
@@ -179,7 +185,7 @@ public enum HTTPFetch {
         if !host.contains(":") && !host.allSatisfy({ $0.isNumber || $0 == "." }) {
             gnutls_server_name_set(session, GNUTLS_NAME_DNS, host, host.utf8.count)
         }
-        gnutls_session_set_verify_cert(session, host, 0)
+        gnutls_session_set_verify_cert(session, hostName, 0)
         gnutls_transport_set_int2(session, fd, fd)
         gnutls_handshake_set_timeout(session, UInt32(max(1, timeout * 1000)))
         repeat { rc = gnutls_handshake(session) } while rc < 0 && gnutls_error_is_fatal(rc) == 0
