@@ -18,31 +18,39 @@ public enum JWTCheck {
     static let issuer = "https://fuzz.test"
     static let now: Int64 = 1_700_000_000
 
-    static let set: PolicySet = {
-        let text = """
-            apiVersion: security.istio.io/v1
-            kind: RequestAuthentication
-            metadata: {name: jwt, namespace: fuzz}
-            spec:
-              jwtRules:
-              - issuer: \(issuer)
-                audiences: [api, web]
-                jwks: '\(jwks)'
-                outputClaimToHeaders: [{header: x-tenant, claim: org.tenant}]
-            """
-        switch PolicyLoader.load([PolicyFile(name: "jwt.yaml", text: text)]) {
-        case .success(let set): return set
-        case .failure(let failure): preconditionFailure("the fuzz RequestAuthentication does not load: \(failure.errors)")
+    /// The RequestAuthentication, its authenticator and the key, made for each input. Not kept in statics:
+    /// LeakSanitizer (`make asan` replays the corpus) reports swift-crypto keys still held at exit, their
+    /// references being tagged enum payloads it cannot follow.
+    struct Fixture {
+        let authenticator: RequestAuthenticator
+        let rules: [JWTRule]
+        let keys: JWKS
+
+        init() {
+            let text = """
+                apiVersion: security.istio.io/v1
+                kind: RequestAuthentication
+                metadata: {name: jwt, namespace: fuzz}
+                spec:
+                  jwtRules:
+                  - issuer: \(JWTCheck.issuer)
+                    audiences: [api, web]
+                    jwks: '\(JWTCheck.jwks)'
+                    outputClaimToHeaders: [{header: x-tenant, claim: org.tenant}]
+                """
+            guard case .success(let set) = PolicyLoader.load([PolicyFile(name: "jwt.yaml", text: text)]),
+                  case .success(let keys) = JWKS.parse(JWTCheck.jwks) else {
+                preconditionFailure("the fuzz RequestAuthentication does not load")
+            }
+            authenticator = RequestAuthenticator(set)
+            rules = authenticator.rules(for: CheckRequest.Workload(namespace: "fuzz", labels: [:]))
+            self.keys = keys
         }
-    }()
-    static let authenticator = RequestAuthenticator(set)
-    static let rules = authenticator.rules(for: CheckRequest.Workload(namespace: "fuzz", labels: [:]))
-    static let keys: JWKS = {
-        guard case .success(let keys) = JWKS.parse(jwks) else { preconditionFailure("the fuzz JWKS does not parse") }
-        return keys
-    }()
+    }
 
     public static func check(_ input: UnsafeBufferPointer<UInt8>) -> [String] {
+        let fixture = Fixture()
+        let (authenticator, rules, keys) = (fixture.authenticator, fixture.rules, fixture.keys)
         var problems: [String] = []
         let token = String(decoding: input, as: UTF8.self)
         let parsed = JWT.parse(token)
